@@ -1,0 +1,68 @@
+"""`loyalloop creators`: the creators whose codes earn credits."""
+
+from __future__ import annotations
+
+import re
+
+import click
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from database.models import Creator
+from database.session import make_engine, make_sessionmaker, upgrade
+
+CODE = re.compile(r"^[A-Za-z0-9_-]{2,64}$")
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def add_creator(sessions, code: str, name: str, email: str) -> Creator:  # type: ignore[no-untyped-def]
+    """Creator codes are stored upper-case; customers may type them in any case."""
+    if not CODE.match(code):
+        raise ValueError(f"code {code!r}: use 2-64 letters, digits, '-' or '_'")
+    if not name.strip():
+        raise ValueError("name: must not be empty")
+    if not EMAIL.match(email):
+        raise ValueError(f"email {email!r}: not an email address")
+    try:
+        with sessions.begin() as session:
+            creator = Creator(code=code.upper(), name=name.strip(), email=email.strip())
+            session.add(creator)
+        return creator
+    except IntegrityError:
+        raise ValueError(f"code {code.upper()!r}: a creator already has it") from None
+
+
+@click.group()
+def creators() -> None:
+    """Creators (influencers, affiliates) and their referral codes."""
+
+
+def _sessions():  # type: ignore[no-untyped-def]
+    from cli.main import settings_or_fail
+
+    settings = settings_or_fail()
+    upgrade(settings.database_url)
+    return make_sessionmaker(make_engine(settings.database_url))
+
+
+@creators.command("add")
+@click.argument("code")
+@click.option("--name", required=True)
+@click.option("--email", required=True)
+def creators_add(code: str, name: str, email: str) -> None:
+    """Add a creator with their code."""
+    from cli.main import fail
+
+    try:
+        creator = add_creator(_sessions(), code, name, email)
+    except ValueError as error:
+        fail(str(error))
+    click.echo(f"creator {creator.code} added")
+
+
+@creators.command("list")
+def creators_list() -> None:
+    """List creators."""
+    with _sessions()() as session:
+        for creator in session.scalars(select(Creator).order_by(Creator.code)):
+            click.echo(f"{creator.code}\t{creator.name}\t{creator.email}")

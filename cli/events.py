@@ -1,0 +1,93 @@
+"""`loyalloop purchase | refund | unsubscribe`: shop events from the command line, through the
+same validation and the same service as the HTTP intake."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+
+import click
+from pydantic import ValidationError
+
+from cli.main import fail, read_event, run, settings_or_fail
+from database.session import make_engine, make_sessionmaker, upgrade
+from intake.schemas import PurchaseEvent, RefundEvent, UnsubscribeEvent, describe_errors
+from intake.service import LifecycleService
+from settings import Settings
+from temporal_client import connect
+
+
+@asynccontextmanager
+async def lifecycle_service(settings: Settings) -> AsyncIterator[LifecycleService]:
+    upgrade(settings.database_url)
+    engine = make_engine(settings.database_url)
+    try:
+        client = await connect(settings)
+        yield LifecycleService(
+            make_sessionmaker(engine), client, task_queue=settings.lifecycle_task_queue,
+            email_task_queue=settings.email_task_queue, rules=settings.rules(),
+        )
+    finally:
+        engine.dispose()
+
+
+def _validated(model, **fields):  # type: ignore[no-untyped-def]
+    try:
+        return model.model_validate(fields)
+    except ValidationError as error:
+        fail("; ".join(f"{p['field']}: {p['problem']}" for p in describe_errors(error)))
+
+
+@click.command()
+@click.argument("file", type=click.Path(path_type=Path))
+def purchase(file: Path) -> None:
+    """Report a purchase from a JSON file (SPEC's event format)."""
+    event = read_event(file, PurchaseEvent)
+    settings = settings_or_fail()
+
+    async def go() -> tuple[str, bool]:
+        async with lifecycle_service(settings) as service:
+            return await service.accept_purchase(event)
+
+    workflow_id, created = run(go)
+    click.echo(f"{'started' if created else 'already known'}: {workflow_id}")
+
+
+@click.command()
+@click.argument("shop")
+@click.argument("order")
+@click.argument("amount")
+@click.option("--reason", default="", help="Why the order was refunded.")
+def refund(shop: str, order: str, amount: str, reason: str) -> None:
+    """Refund an order: stops its emails and takes back the credits it earned."""
+    try:
+        Decimal(amount)
+    except InvalidOperation:
+        fail(f"amount: {amount!r} is not a decimal amount")
+    event = _validated(RefundEvent, shop_id=shop, order_id=order, amount=amount, reason=reason)
+    settings = settings_or_fail()
+
+    async def go() -> dict[str, object]:
+        async with lifecycle_service(settings) as service:
+            return await service.accept_refund(event)
+
+    result = run(go)
+    click.echo(f"refund recorded for {result['workflow_id']}")
+
+
+@click.command()
+@click.argument("shop")
+@click.argument("customer")
+def unsubscribe(shop: str, customer: str) -> None:
+    """Stop every marketing email to a customer."""
+    event = _validated(UnsubscribeEvent, shop_id=shop, customer_id=customer)
+    settings = settings_or_fail()
+
+    async def go() -> dict[str, object]:
+        async with lifecycle_service(settings) as service:
+            return await service.accept_unsubscribe(event)
+
+    result = run(go)
+    click.echo(f"unsubscribed; {result['lifecycles_signalled']} lifecycle(s) told")

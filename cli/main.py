@@ -1,0 +1,116 @@
+"""`loyalloop`: the command line for shops' engineers, marketers, support staff and finance.
+
+Bad input ends in a one-line message and a non-zero exit, never a stack trace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from pydantic import ValidationError
+
+from settings import Settings, get_settings
+
+T = TypeVar("T")
+
+
+def fail(message: str, code: int = 2) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def settings_or_fail() -> Settings:
+    try:
+        return get_settings()
+    except (ValidationError, ValueError) as error:
+        fail(f"configuration: {error}")
+        raise  # unreachable
+
+
+def run(coro_factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run one async command, turning the errors a person can fix into one line."""
+    from intake.errors import EventRejected
+
+    try:
+        return asyncio.run(coro_factory())
+    except EventRejected as error:
+        fail(f"{error.field}: {error.problem}" if error.field else error.problem)
+    except ConnectionError as error:
+        fail(f"cannot reach Temporal: {error}")
+    except RuntimeError as error:
+        if "connect" in str(error).lower():
+            fail(f"cannot reach Temporal: {error}")
+        raise
+    raise AssertionError("unreachable")
+
+
+def read_event(path: Path, model: type[T]) -> T:
+    from intake.schemas import describe_errors
+
+    try:
+        raw = json.loads(path.read_text())
+    except OSError as error:
+        fail(f"{path}: {error.strerror}")
+    except json.JSONDecodeError as error:
+        fail(f"{path}: not valid JSON ({error.msg} at line {error.lineno} column {error.colno})")
+    try:
+        return model.model_validate(raw)  # type: ignore[attr-defined,no-any-return]
+    except ValidationError as error:
+        problems = "; ".join(f"{p['field']}: {p['problem']}" for p in describe_errors(error))
+        fail(f"{path}: {problems}")
+    raise AssertionError("unreachable")
+
+
+@click.group()
+def main() -> None:
+    """Loyalloop: one durable lifecycle per purchase."""
+
+
+@main.command()
+def worker() -> None:
+    """Run the Temporal worker (same as `python worker.py`)."""
+    import worker as worker_module
+
+    worker_module.main()
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+def api(host: str, port: int) -> None:
+    """Serve the shop-facing HTTP intake."""
+    from intake.serve import serve
+
+    asyncio.run(serve(settings_or_fail(), host, port))
+
+
+@main.group()
+def db() -> None:
+    """The app database."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Apply every migration."""
+    from database.session import upgrade
+
+    settings = settings_or_fail()
+    upgrade(settings.database_url)
+    click.echo("database is up to date")
+
+
+from cli.creators import creators  # noqa: E402
+from cli.dev import dev  # noqa: E402
+from cli.events import purchase, refund, unsubscribe  # noqa: E402
+from cli.simulate import simulate  # noqa: E402
+from cli.support import inspect  # noqa: E402
+from cli.templates import templates  # noqa: E402
+
+for _command in (creators, dev, purchase, refund, unsubscribe, simulate, inspect, templates):
+    main.add_command(_command)

@@ -1,0 +1,304 @@
+"""Accepting shop events: store first, then start or signal lifecycles.
+
+The purchase is committed before its lifecycle starts, and `lifecycle_started_at` is set only
+after the start, so a crash in between loses nothing: the shop's retry finds the stored
+purchase and completes the start. Repeat purchases are routed to the customer's earlier open
+lifecycles with signal-with-start, so a signal can never miss a lifecycle that is not started yet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+from temporalio.client import Client, WorkflowHandle
+from temporalio.common import TypedSearchAttributes, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from activities.schedule import days
+from database.models import Customer, Purchase, Refund
+from intake.errors import EventRejected
+from intake.schemas import PurchaseEvent, RefundEvent, UnsubscribeEvent
+from ledger import credits
+from ledger.referrals import normalize_email
+from workflows import search
+from workflows.contract import LifecycleInput, RefundRequest, RepeatPurchase
+from workflows.lifecycle import PurchaseLifecycle
+from workflows.rules import LifecycleRules
+
+
+def workflow_id_for(shop_id: str, order_id: str) -> str:
+    return f"purchase-{shop_id}-{order_id}"
+
+
+@dataclass(frozen=True)
+class StoredPurchase:
+    workflow_id: str
+    customer_id: str
+    started: bool
+    routed: bool
+
+
+@dataclass(frozen=True)
+class OpenLifecycle:
+    shop_id: str
+    order_id: str
+
+
+class LifecycleService:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        client: Client,
+        *,
+        task_queue: str,
+        email_task_queue: str,
+        rules: LifecycleRules,
+    ) -> None:
+        self.sessions = sessions
+        self.client = client
+        self.task_queue = task_queue
+        self.email_task_queue = email_task_queue
+        self.rules = rules
+
+    # Purchases
+
+    async def accept_purchase(self, event: PurchaseEvent) -> tuple[str, bool]:
+        """Returns the lifecycle's workflow id and whether this call started it."""
+        stored = await asyncio.to_thread(self._store_purchase, event)
+        created = False
+        if not stored.started:
+            created = await self._start(event.shop_id, event.order_id, stored.customer_id)
+            await asyncio.to_thread(self._mark, event.shop_id, event.order_id, "lifecycle_started_at")
+        if not stored.routed:
+            await self._route_repeat(event.shop_id, event.order_id)
+            await asyncio.to_thread(self._mark, event.shop_id, event.order_id, "repeat_routed_at")
+        return stored.workflow_id, created
+
+    def _store_purchase(self, event: PurchaseEvent) -> StoredPurchase:
+        workflow_id = workflow_id_for(event.shop_id, event.order_id)
+        with self.sessions.begin() as session:
+            existing = session.scalar(
+                select(Purchase).where(
+                    Purchase.shop_id == event.shop_id, Purchase.order_id == event.order_id
+                )
+            )
+            if existing is not None:
+                return StoredPurchase(
+                    workflow_id, existing.customer.customer_id,
+                    existing.lifecycle_started_at is not None, existing.repeat_routed_at is not None,
+                )
+            customer = self._upsert_customer(session, event)
+            session.add(
+                Purchase(
+                    shop_id=event.shop_id,
+                    order_id=event.order_id,
+                    customer=customer,
+                    placed_at=event.placed_at,
+                    total=event.total,
+                    currency=event.currency,
+                    items=[item.model_dump(mode="json") for item in event.items],
+                    referral_code=event.referral.code if event.referral else None,
+                    workflow_id=workflow_id,
+                    window_closes_at=event.placed_at
+                    + days(self.rules, self.rules.attribution_window_days),
+                )
+            )
+        return StoredPurchase(workflow_id, event.customer.id, False, False)
+
+    @staticmethod
+    def _upsert_customer(session: Session, event: PurchaseEvent) -> Customer:
+        data = event.customer
+        customer = session.scalar(
+            select(Customer).where(Customer.shop_id == event.shop_id, Customer.customer_id == data.id)
+        )
+        if customer is None:
+            customer = Customer(shop_id=event.shop_id, customer_id=data.id)
+            session.add(customer)
+        if customer.erased_at is None:
+            customer.email = str(data.email)
+            customer.email_normalized = normalize_email(str(data.email))
+            customer.first_name = data.first_name
+            customer.locale = data.locale
+            customer.timezone = data.timezone
+            customer.marketing_consent = data.marketing_consent
+        return customer
+
+    def _mark(self, shop_id: str, order_id: str, column: str) -> None:
+        with self.sessions.begin() as session:
+            purchase = session.scalar(
+                select(Purchase).where(Purchase.shop_id == shop_id, Purchase.order_id == order_id)
+            )
+            assert purchase is not None
+            setattr(purchase, column, datetime.now(UTC))
+
+    def _lifecycle_input(self, shop_id: str, order_id: str) -> LifecycleInput:
+        return LifecycleInput(shop_id, order_id, self.rules, self.email_task_queue)
+
+    async def _start(self, shop_id: str, order_id: str, customer_id: str) -> bool:
+        try:
+            await self.client.start_workflow(
+                PurchaseLifecycle.run,
+                self._lifecycle_input(shop_id, order_id),
+                id=workflow_id_for(shop_id, order_id),
+                task_queue=self.task_queue,
+                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                search_attributes=TypedSearchAttributes(
+                    [
+                        search.SHOP_ID.value_set(shop_id),
+                        search.CUSTOMER_ID.value_set(customer_id),
+                        search.LIFECYCLE_STAGE.value_set("starting"),
+                    ]
+                ),
+            )
+        except WorkflowAlreadyStartedError:
+            return False
+        return True
+
+    # Repeat purchases
+
+    async def _route_repeat(self, shop_id: str, order_id: str) -> None:
+        repeat, earlier = await asyncio.to_thread(self._repeat_and_open_lifecycles, shop_id, order_id)
+        for lifecycle in earlier:
+            try:
+                await self.client.start_workflow(
+                    PurchaseLifecycle.run,
+                    self._lifecycle_input(lifecycle.shop_id, lifecycle.order_id),
+                    id=workflow_id_for(lifecycle.shop_id, lifecycle.order_id),
+                    task_queue=self.task_queue,
+                    id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                    id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                    start_signal=PurchaseLifecycle.repeat_purchase.__name__,
+                    start_signal_args=[repeat],
+                )
+            except WorkflowAlreadyStartedError:
+                pass  # that lifecycle has closed: its attribution window is over
+
+    def _repeat_and_open_lifecycles(
+        self, shop_id: str, order_id: str
+    ) -> tuple[RepeatPurchase, list[OpenLifecycle]]:
+        """The customer's cumulative spend up to this order, and their earlier lifecycles
+        that may still credit a referrer (attributed, or not attributed yet)."""
+        with self.sessions() as session:
+            purchase = session.scalar(
+                select(Purchase).where(Purchase.shop_id == shop_id, Purchase.order_id == order_id)
+            )
+            assert purchase is not None
+            history = session.scalars(
+                select(Purchase)
+                .where(Purchase.customer_pk == purchase.customer_pk)
+                .order_by(Purchase.placed_at, Purchase.id)
+            ).all()
+        spend = Decimal(0)
+        earlier: list[OpenLifecycle] = []
+        for other in history:
+            if (other.placed_at, other.id) > (purchase.placed_at, purchase.id):
+                break
+            spend += other.total - other.refunded_amount
+            if other.id == purchase.id:
+                continue
+            open_window = other.window_closes_at is None or other.window_closes_at > purchase.placed_at
+            may_credit = other.attribution is None or other.referrer_code is not None
+            if open_window and may_credit and other.refunded_amount == 0:
+                earlier.append(OpenLifecycle(other.shop_id, other.order_id))
+        repeat = RepeatPurchase(order_id, str(purchase.total), str(spend))
+        return repeat, earlier
+
+    # Refunds and unsubscribes
+
+    async def accept_refund(self, event: RefundEvent) -> dict[str, object]:
+        refund_id, created = await asyncio.to_thread(self._store_refund, event)
+        workflow_id = workflow_id_for(event.shop_id, event.order_id)
+        handle: WorkflowHandle = self.client.get_workflow_handle(workflow_id)
+        try:
+            await handle.signal(PurchaseLifecycle.refund, RefundRequest(refund_id, str(event.amount)))
+        except RPCError as error:
+            if error.status != RPCStatusCode.NOT_FOUND:
+                raise
+            await asyncio.to_thread(self._reverse_closed, event.shop_id, event.order_id)
+        return {"workflow_id": workflow_id, "refund_id": refund_id, "created": created}
+
+    def _store_refund(self, event: RefundEvent) -> tuple[int, bool]:
+        key = event.refund_id or hashlib.sha256(
+            f"{event.order_id}|{event.amount}|{event.reason}".encode()
+        ).hexdigest()[:40]
+        with self.sessions.begin() as session:
+            purchase = session.scalar(
+                select(Purchase)
+                .where(Purchase.shop_id == event.shop_id, Purchase.order_id == event.order_id)
+                .with_for_update()
+            )
+            if purchase is None:
+                raise EventRejected(404, "order_id", f"no purchase {event.order_id} for shop {event.shop_id}")
+            existing = session.scalar(
+                select(Refund).where(Refund.shop_id == event.shop_id, Refund.refund_key == key)
+            )
+            if existing is not None:
+                return existing.id, False
+            left = purchase.total - purchase.refunded_amount
+            if event.amount > left:
+                raise EventRejected(
+                    422, "amount", f"refund {event.amount} exceeds the {left} left to refund on this order"
+                )
+            refund = Refund(
+                shop_id=event.shop_id, order_id=event.order_id, refund_key=key,
+                amount=event.amount, reason=event.reason,
+            )
+            session.add(refund)
+            purchase.refunded_amount = purchase.refunded_amount + event.amount
+            session.flush()
+            return refund.id, True
+
+    def _reverse_closed(self, shop_id: str, order_id: str) -> None:
+        """The lifecycle has ended (or never ran): take the credits back directly."""
+        with self.sessions.begin() as session:
+            credits.reverse_order(session, shop_id, order_id, datetime.now(UTC))
+
+    async def accept_unsubscribe(self, event: UnsubscribeEvent) -> dict[str, object]:
+        order_ids = await asyncio.to_thread(self._store_unsubscribe, event)
+        signalled = 0
+        for order_id in order_ids:
+            handle = self.client.get_workflow_handle(workflow_id_for(event.shop_id, order_id))
+            try:
+                await handle.signal(PurchaseLifecycle.unsubscribe)
+                signalled += 1
+            except RPCError as error:
+                if error.status != RPCStatusCode.NOT_FOUND:
+                    raise
+        return {"lifecycles_signalled": signalled}
+
+    def _store_unsubscribe(self, event: UnsubscribeEvent) -> list[str]:
+        """Unsubscribe takes effect in the database, where every send checks it; the signals only
+        let each lifecycle show it. An unknown customer is remembered for their first purchase."""
+        now = datetime.now(UTC)
+        with self.sessions.begin() as session:
+            customer = session.scalar(
+                select(Customer).where(
+                    Customer.shop_id == event.shop_id, Customer.customer_id == event.customer_id
+                )
+            )
+            if customer is None:
+                customer = Customer(shop_id=event.shop_id, customer_id=event.customer_id)
+                session.add(customer)
+                session.flush()
+            customer.unsubscribed_at = customer.unsubscribed_at or now
+            return list(
+                session.scalars(
+                    select(Purchase.order_id).where(
+                        Purchase.customer_pk == customer.id,
+                        Purchase.lifecycle_started_at.is_not(None),
+                    )
+                )
+            )
+
+    async def lifecycle(self, shop_id: str, order_id: str) -> dict[str, object] | None:
+        from support.inspect import inspect_lifecycle
+
+        return await inspect_lifecycle(self.sessions, self.client, shop_id, order_id)

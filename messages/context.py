@@ -1,0 +1,53 @@
+"""The variables every template can use. One builder serves sends, previews and checks,
+so a preview shows exactly what a send would render."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from decimal import Decimal
+from typing import Any
+from urllib.parse import quote
+
+
+def unsubscribe_url(public_url: str, secret: str, shop_id: str, customer_id: str) -> str:
+    token = hmac.new(secret.encode(), f"{shop_id}:{customer_id}".encode(), hashlib.sha256).hexdigest()
+    return f"{public_url}/u/{quote(shop_id)}/{quote(customer_id)}?token={token[:32]}"
+
+
+def build_context(
+    *,
+    step: str,
+    shop: dict[str, Any],
+    customer: dict[str, Any],
+    order: dict[str, Any],
+    products: dict[str, dict[str, Any]],
+    referral_code: str | None,
+    creator: dict[str, Any] | None,
+    unsubscribe: str,
+) -> dict[str, Any]:
+    """`shop`: id, name, address, url; `customer`: first_name, locale; `order`: id, total,
+    currency, placed_at, items (sku, name, quantity, unit_price); `products`: sku → tips etc."""
+    items = [
+        {
+            **item,
+            "unit_price": str(Decimal(str(item["unit_price"]))),
+            "tips": list(products.get(item["sku"], {}).get("tips", [])),
+            "url": products.get(item["sku"], {}).get("url", shop["url"]),
+        }
+        for item in order["items"]
+    ]
+    referral = None
+    if referral_code:
+        referral = {"code": referral_code, "link": f"{shop['url']}/r/{quote(referral_code)}"}
+    return {
+        "step": step,
+        "shop": shop,
+        "customer": {"first_name": customer.get("first_name") or "there", "locale": customer["locale"]},
+        "order": {**order, "items": items, "total": str(order["total"])},
+        "items": items,
+        "product": items[0] if items else None,
+        "referral": referral,
+        "creator": creator,
+        "unsubscribe_url": unsubscribe,
+    }

@@ -1,0 +1,152 @@
+"""Where a rendered email goes: the outbox table (no SendGrid key) or SendGrid's Mail Send API.
+
+A sender either returns the provider's message id or raises `SendError`, whose `retryable` flag
+decides whether the email activity retries (provider down, rate limited, timed out) or records
+the email as failed for a person to act on (SendGrid refused the request itself).
+"""
+
+from __future__ import annotations
+
+import http.client
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Protocol
+
+import python_http_client
+import sendgrid
+from sendgrid.helpers.mail import Category, CustomArg, From, Mail, SendGridException, To
+from sqlalchemy.orm import Session
+
+from database.models import OutboxMessage
+
+SENDGRID_HOST = "https://api.sendgrid.com"
+# SendGrid's Mail Send contract: at most 10 unique categories of at most 255 characters each,
+# and its category docs ask for 7-bit US-ASCII. Categories only group statistics, so a send is
+# never refused over one: they are cleaned instead.
+MAX_CATEGORIES = 10
+MAX_CATEGORY_LENGTH = 255
+ERROR_BODY_LIMIT = 1000
+
+
+@dataclass(frozen=True)
+class Message:
+    to_email: str
+    to_name: str | None
+    from_email: str
+    subject: str
+    html: str
+    text: str
+    idempotency_key: str
+    categories: tuple[str, ...] = ()
+
+
+class SendError(Exception):
+    def __init__(self, message: str, *, retryable: bool, status: int | None = None) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+        self.status = status
+
+
+class Sender(Protocol):
+    name: str
+
+    def send(self, session: Session, email_send_id: int, message: Message) -> str: ...
+
+
+class OutboxSender:
+    """Keeps the email in `email_outbox` instead of sending it (development, demos, tests).
+
+    The row is only flushed: the caller commits it in the transaction that marks the email sent,
+    so an outbox email exists exactly when its step is recorded as sent.
+    """
+
+    name = "outbox"
+
+    def send(self, session: Session, email_send_id: int, message: Message) -> str:
+        row = OutboxMessage(
+            email_send_id=email_send_id,
+            to_email=message.to_email,
+            from_email=message.from_email,
+            subject=message.subject,
+            html=message.html,
+            text=message.text,
+        )
+        session.add(row)
+        session.flush()
+        return f"outbox-{row.id}"
+
+
+class SendGridSender:
+    """Sends through SendGrid's v3 Mail Send API with the official client."""
+
+    name = "sendgrid"
+
+    def __init__(self, api_key: str, host: str | None = None, timeout: float = 10.0) -> None:
+        self.timeout = timeout
+        self._api = sendgrid.SendGridAPIClient(api_key, host=host or SENDGRID_HOST)
+        # SendGridAPIClient builds its HTTP client without a timeout (urllib then waits forever);
+        # every request client is derived from this one and inherits the attribute.
+        self._api.client.timeout = timeout
+
+    def send(self, session: Session, email_send_id: int, message: Message) -> str:
+        try:
+            mail = build_mail(message)
+        except (SendGridException, TypeError, ValueError) as error:
+            # e.g. an API key pasted into a template: this message must never go out as is.
+            raise SendError(f"message not sendable: {error!r}", retryable=False) from error
+        try:
+            response = self._api.send(mail)
+        except python_http_client.HTTPError as error:
+            raise _http_error(error) from None
+        except (OSError, http.client.HTTPException) as error:
+            # URLError, socket timeouts, refused or reset connections, truncated responses.
+            raise SendError(f"SendGrid unreachable: {error!r}", retryable=True) from error
+        return response.headers.get("X-Message-Id") or message.idempotency_key
+
+
+def build_mail(message: Message) -> Mail:
+    """The Mail Send body. The idempotency key travels in the personalization's custom_args
+    (an object there; the contract types the top-level `custom_args` as a string)."""
+    mail = Mail(
+        from_email=From(message.from_email),
+        to_emails=To(message.to_email, message.to_name or None),
+        subject=message.subject,
+        # Empty parts are left out: the contract requires a non-empty value for each content.
+        plain_text_content=message.text or None,
+        html_content=message.html or None,
+    )
+    mail.add_custom_arg(CustomArg("idempotency_key", message.idempotency_key, p=0))
+    for category in sendgrid_categories(message.categories):
+        mail.add_category(Category(category))
+    return mail
+
+
+def sendgrid_categories(categories: Iterable[str]) -> list[str]:
+    """The categories as SendGrid accepts them: ASCII, non-empty, at most 255 characters,
+    unique, at most 10 (the first ones win)."""
+    cleaned: list[str] = []
+    for category in categories:
+        ascii_only = unicodedata.normalize("NFKD", category).encode("ascii", "ignore").decode()
+        value = ascii_only.strip()[:MAX_CATEGORY_LENGTH]
+        if value and value not in cleaned:
+            cleaned.append(value)
+    return cleaned[:MAX_CATEGORIES]
+
+
+def _http_error(error: python_http_client.HTTPError) -> SendError:
+    status = int(error.status_code)
+    body = error.body
+    if isinstance(body, bytes):
+        body = body.decode("utf-8", "replace")
+    retryable = status in (408, 429) or status >= 500
+    return SendError(
+        f"SendGrid answered {status}: {body[:ERROR_BODY_LIMIT]}", retryable=retryable, status=status
+    )
+
+
+def make_sender(api_key: str | None, host: str | None) -> Sender:
+    """SendGrid when a key is configured, else the outbox."""
+    if not api_key:
+        return OutboxSender()
+    return SendGridSender(api_key, host=host)

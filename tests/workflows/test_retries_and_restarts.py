@@ -1,0 +1,107 @@
+"""Exactly-once when activities fail after doing their work, and when the worker goes away."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AsyncExitStack
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+from temporalio import activity
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from activities.emails import EmailActivities, EmailIdentity
+from activities.purchases import PurchaseActivities
+from database.models import Customer
+from messages.render import TemplateRenderer
+from messages.senders import Message, OutboxSender, SendError
+from tests.lifecycle_kit import LifecycleKit
+from workflows.contract import BeginLifecycle, LifecyclePlan
+from workflows.lifecycle import PurchaseLifecycle
+
+
+class CrashAfterCommit(PurchaseActivities):
+    """Does the real work, commits it, then fails on its first two attempts: a worker that
+    died right after the database said yes."""
+
+    @activity.defn(name="begin_lifecycle")
+    def begin_lifecycle(self, req: BeginLifecycle) -> LifecyclePlan:
+        plan = super().begin_lifecycle(req)
+        if activity.info().attempt <= 2:
+            raise RuntimeError(f"worker lost after commit (attempt {activity.info().attempt})")
+        return plan
+
+
+class FlakyProvider(OutboxSender):
+    """A provider that is down for the first two sends."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def send(self, session: Session, email_send_id: int, message: Message) -> str:
+        self.calls += 1
+        if self.calls <= 2:
+            raise SendError("503 Service Unavailable", retryable=True, status=503)
+        return super().send(session, email_send_id, message)
+
+
+async def test_activity_failing_twice_gives_one_email_and_one_credit(
+    env: WorkflowEnvironment, sessions: sessionmaker[Session], templates_dir: Path
+):
+    async with LifecycleKit.running(env, sessions, templates_dir) as kit:
+        settings = kit.settings
+        for worker in kit.workers:  # replace the kit's workers with the failing ones
+            await worker.shutdown()
+        purchases = CrashAfterCommit(sessions)
+        provider = FlakyProvider()
+        emails = EmailActivities(
+            sessions, TemplateRenderer(templates_dir), provider,
+            EmailIdentity("hello@shop.example", "https://shop.example", "secret"),
+        )
+        async with AsyncExitStack() as stack:
+            executor = stack.enter_context(ThreadPoolExecutor(8))
+            for worker in (
+                Worker(kit.client, task_queue=settings.lifecycle_task_queue, workflows=[PurchaseLifecycle],
+                       activities=[purchases.begin_lifecycle, purchases.credit_milestones,
+                                   purchases.approve_credits, purchases.reverse_order_credits,
+                                   purchases.summarize_lifecycle], activity_executor=executor),
+                Worker(kit.client, task_queue=settings.email_task_queue, activities=[emails.send_step],
+                       activity_executor=executor),
+            ):
+                await stack.enter_async_context(worker)
+            creator = kit.add_creator("MAYA")
+            handle = await kit.buy(await kit.placed_now("f-1", referral=creator))
+            summary = await handle.result()
+
+        assert provider.calls == 6  # two failures, then the four steps
+        assert summary.emails_sent == 4 and len(kit.outbox(handle.id)) == 4
+        assert [e.attempts for e in kit.emails(handle.id)] == [3, 1, 1, 1]
+        assert [(c.milestone, c.status) for c in kit.credits(creator)] == [("referral", "approved")]
+        with sessions() as session:
+            codes = session.scalars(
+                select(Customer.referral_code).where(Customer.shop_id == kit.shop_id)
+            ).all()
+        assert len(codes) == 1 and codes[0]
+
+
+async def test_worker_stopped_and_restarted_mid_lifecycle(
+    env: WorkflowEnvironment, sessions: sessionmaker[Session], templates_dir: Path
+):
+    async with LifecycleKit.running(env, sessions, templates_dir) as kit:
+        creator = kit.add_creator("MAYA")
+        handle = await kit.buy(await kit.placed_now("r-1", referral=creator))
+        await kit.skip(8)
+        queues = kit.settings.lifecycle_task_queue, kit.settings.email_task_queue
+    # The worker is gone; the lifecycle waits on the server, losing nothing.
+    assert [e.step for e in kit.emails(handle.id)] == ["day_1", "day_7", "referral_prompt"]
+    async with LifecycleKit.running(
+        env, sessions, templates_dir, lifecycle_task_queue=queues[0], email_task_queue=queues[1]
+    ) as again:
+        assert again.settings.lifecycle_task_queue == queues[0]
+        summary = await handle.result()
+    assert summary.emails_sent == 4
+    assert [e.step for e in kit.emails(handle.id)] == ["day_1", "day_7", "referral_prompt", "day_21"]
+    assert len(kit.outbox(handle.id)) == 4
+    assert [(c.milestone, c.status) for c in kit.credits(creator)] == [("referral", "approved")]

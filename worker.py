@@ -1,0 +1,91 @@
+"""The Loyalloop worker: lifecycles and database activities on one task queue, email sends on
+another whose rate is capped at the provider's."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AsyncExitStack
+
+from sqlalchemy.orm import Session, sessionmaker
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.emails import EmailActivities, EmailIdentity
+from activities.purchases import PurchaseActivities
+from database.session import make_engine, make_sessionmaker, upgrade
+from messages.render import TemplateRenderer
+from messages.senders import make_sender
+from settings import Settings, get_settings
+from temporal_client import connect
+from workflows.lifecycle import PurchaseLifecycle
+
+
+def build_workers(
+    client: Client, sessions: sessionmaker[Session], settings: Settings, executor: ThreadPoolExecutor
+) -> list[Worker]:
+    purchases = PurchaseActivities(sessions)
+    emails = EmailActivities(
+        sessions,
+        TemplateRenderer(settings.templates_dir),
+        make_sender(
+            settings.sendgrid_api_key.get_secret_value() if settings.sendgrid_api_key else None,
+            settings.sendgrid_host,
+        ),
+        EmailIdentity(settings.from_email, settings.public_url, settings.link_secret.get_secret_value()),
+    )
+    lifecycles = Worker(
+        client,
+        task_queue=settings.lifecycle_task_queue,
+        workflows=[PurchaseLifecycle],
+        activities=[
+            purchases.begin_lifecycle,
+            purchases.credit_milestones,
+            purchases.approve_credits,
+            purchases.reverse_order_credits,
+            purchases.summarize_lifecycle,
+        ],
+        activity_executor=executor,
+    )
+    sends = Worker(
+        client,
+        task_queue=settings.email_task_queue,
+        activities=[emails.send_step],
+        activity_executor=executor,
+        max_task_queue_activities_per_second=settings.send_rate_per_second,
+        disable_eager_activity_execution=True,
+    )
+    return [lifecycles, sends]
+
+
+async def run_workers(client: Client, settings: Settings, stop: asyncio.Event) -> None:
+    """Poll both task queues until `stop` is set, then finish in-flight tasks and return."""
+    upgrade(settings.database_url)
+    engine = make_engine(settings.database_url)
+    with ThreadPoolExecutor(max_workers=32) as executor:
+        async with AsyncExitStack() as stack:
+            for worker in build_workers(client, make_sessionmaker(engine), settings, executor):
+                await stack.enter_async_context(worker)
+            logging.info("worker polling %s and %s", settings.lifecycle_task_queue,
+                         settings.email_task_queue)
+            await stop.wait()
+    engine.dispose()
+
+
+async def run(settings: Settings) -> None:
+    client = await connect(settings)
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+    await run_workers(client, settings, stop)
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    asyncio.run(run(get_settings()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,173 @@
+"""Dataclasses that cross the workflow boundary: inputs, signals, queries, activity I/O.
+
+Only ids, codes, amounts (decimal strings), steps and times belong here: everything in these
+classes is written to workflow history, and histories must hold no personal data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from workflows.rules import LifecycleRules
+
+TERMINAL_STAGES = ("completed", "cancelled", "refunded")
+
+
+@dataclass
+class CarriedState:
+    """What a lifecycle carries across continue-as-new."""
+
+    plan: LifecyclePlan
+    steps_done: dict[str, str] = field(default_factory=dict)
+    seen_orders: list[str] = field(default_factory=list)
+    milestones: list[str] = field(default_factory=list)
+    pending_approvals: dict[int, str] = field(default_factory=dict)
+    stopped: str | None = None
+    unsubscribed: bool = False
+    repeats: int = 0
+
+
+@dataclass
+class LifecycleInput:
+    shop_id: str
+    order_id: str
+    rules: LifecycleRules = field(default_factory=LifecycleRules)
+    email_task_queue: str = "loyalloop-emails"
+    carried: CarriedState | None = None
+
+
+@dataclass
+class ResendRequest:
+    """Support sends a step again on purpose, under a key of its own (the audit entry's)."""
+
+    step: str
+    idempotency_key: str
+
+
+@dataclass
+class RepeatPurchase:
+    """Another order of the same customer; spend is the customer's cumulative total after it."""
+
+    order_id: str
+    amount: str
+    cumulative_spend: str
+
+
+@dataclass
+class RefundRequest:
+    refund_id: int
+    amount: str
+
+
+@dataclass
+class StepDue:
+    step: str
+    due_at: str
+    marketing: bool = True
+    once_per: str = "product"
+
+
+@dataclass
+class LifecyclePlan:
+    """The first activity's answer: who referred the purchase and when each step is due."""
+
+    customer_id: str
+    referrer_code: str | None
+    attribution: str
+    steps: list[StepDue]
+    window_closes_at: str
+    credits: list[CreditRecorded] = field(default_factory=list)
+
+
+@dataclass
+class BeginLifecycle:
+    shop_id: str
+    order_id: str
+    workflow_id: str
+    rules: LifecycleRules
+    now: str
+
+
+@dataclass
+class SendStep:
+    shop_id: str
+    order_id: str
+    workflow_id: str
+    step: str
+    now: str
+    marketing: bool = True
+    once_per: str = "product"
+    idempotency_key: str | None = None
+
+    @property
+    def key(self) -> str:
+        return self.idempotency_key or f"{self.workflow_id}:{self.step}"
+
+
+@dataclass
+class StepResult:
+    step: str
+    status: str
+    reason: str | None = None
+
+
+@dataclass
+class CreditMilestones:
+    shop_id: str
+    order_id: str
+    workflow_id: str
+    referrer_kind: str
+    referrer_code: str
+    earned_by_order: str
+    milestones: list[str]
+    rules: LifecycleRules
+    now: str
+
+
+@dataclass
+class CreditRecorded:
+    credit_id: int
+    milestone: str
+    approve_after: str
+
+
+@dataclass
+class ApproveCredits:
+    credit_ids: list[int]
+    now: str
+
+
+@dataclass
+class ReverseOrderCredits:
+    shop_id: str
+    order_id: str
+    now: str
+
+
+@dataclass
+class SummarizeLifecycle:
+    workflow_id: str
+
+
+@dataclass
+class LifecycleSummary:
+    emails_sent: int
+    emails_skipped: dict[str, int]
+    emails_failed: int
+    credits: dict[str, int]
+    stage: str = "completed"
+
+
+@dataclass
+class LifecycleStatus:
+    stage: str
+    steps_done: dict[str, str]
+    next_step: str | None
+    next_at: str | None
+    referrer_code: str | None
+    attribution: str
+    repeats: int
+    pending_approvals: int
+    unsubscribed: bool
+    stopped: str | None
+    waiting_on: str | None = None

@@ -1,0 +1,340 @@
+"""One purchase's lifecycle: onboarding emails, the referral prompt, repeat purchases, credits.
+
+The workflow only orchestrates. Signal handlers record what arrived; the main loop acts on it,
+sends the steps that are due, approves credits whose hold has passed, and sleeps until the next
+thing is due. Everything it decides from comes from its input or from an activity's answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.emails import EmailActivities
+    from activities.purchases import PurchaseActivities
+    from workflows import search
+    from workflows.contract import (
+        ApproveCredits,
+        BeginLifecycle,
+        CarriedState,
+        CreditMilestones,
+        CreditRecorded,
+        LifecycleInput,
+        LifecycleStatus,
+        LifecycleSummary,
+        RefundRequest,
+        RepeatPurchase,
+        ResendRequest,
+        ReverseOrderCredits,
+        SendStep,
+        StepDue,
+        SummarizeLifecycle,
+    )
+
+DATABASE_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(minutes=1),
+    non_retryable_error_types=["PurchaseNotFound"],
+)
+SEND_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=5),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(minutes=30),
+    non_retryable_error_types=["PurchaseNotFound"],
+)
+DATABASE_TIMEOUT = timedelta(seconds=30)
+SEND_TIMEOUT = timedelta(minutes=1)
+REPEATS_BEFORE_CONTINUE_AS_NEW = 500
+SEEN_ORDERS_KEPT = 1000
+
+
+@workflow.defn
+class PurchaseLifecycle:
+    @workflow.init
+    def __init__(self, input: LifecycleInput) -> None:
+        self.input = input
+        self.workflow_id = workflow.info().workflow_id
+        carried = input.carried
+        self.state: CarriedState | None = carried
+        self.inbox: list[RepeatPurchase] = []
+        self.resends: list[ResendRequest] = []
+        self.refund_requested = False
+        self.cancel_requested = False
+        self.sending: str | None = None
+        self.stage = "starting" if carried is None else "resumed"
+        self.repeats_this_run = 0
+
+    # Handlers only record; the main loop acts.
+
+    @workflow.signal
+    def repeat_purchase(self, repeat: RepeatPurchase) -> None:
+        self.inbox.append(repeat)
+
+    @workflow.signal
+    def refund(self, refund: RefundRequest) -> None:
+        self.refund_requested = True
+
+    @workflow.signal
+    def unsubscribe(self) -> None:
+        if self.state is not None:
+            self.state.unsubscribed = True
+
+    @workflow.signal
+    def cancel(self) -> None:
+        self.cancel_requested = True
+
+    @workflow.signal
+    def resend(self, request: ResendRequest) -> None:
+        self.resends.append(request)
+
+    @workflow.query
+    def status(self) -> LifecycleStatus:
+        state = self.state
+        if state is None:
+            return LifecycleStatus(self.stage, {}, None, None, None, "pending", 0, 0, False, None)
+        upcoming = self._next_step()
+        return LifecycleStatus(
+            stage=self.stage,
+            steps_done=dict(state.steps_done),
+            next_step=upcoming.step if upcoming else None,
+            next_at=upcoming.due_at if upcoming else None,
+            referrer_code=state.plan.referrer_code,
+            attribution=state.plan.attribution,
+            repeats=state.repeats,
+            pending_approvals=len(state.pending_approvals),
+            unsubscribed=state.unsubscribed,
+            stopped=state.stopped,
+            waiting_on=self.sending,
+        )
+
+    @workflow.run
+    async def run(self, input: LifecycleInput) -> LifecycleSummary:
+        if self.state is None:
+            plan = await workflow.execute_activity_method(
+                PurchaseActivities.begin_lifecycle,
+                BeginLifecycle(input.shop_id, input.order_id, self.workflow_id, input.rules,
+                               self._now_iso()),
+                start_to_close_timeout=DATABASE_TIMEOUT,
+                retry_policy=DATABASE_RETRY,
+            )
+            self.state = CarriedState(plan=plan)
+            self._await_approval(plan.credits)
+            if plan.referrer_code and plan.attribution in ("creator", "customer"):
+                workflow.upsert_search_attributes([search.CREATOR_CODE.value_set(plan.referrer_code)])
+        state = self.state
+
+        while True:
+            if self.cancel_requested and state.stopped is None:
+                state.stopped = "cancelled"
+            await self._handle_refund()
+            await self._handle_repeats()
+            await self._handle_resends()
+            await self._send_due_steps()
+            await self._approve_due_credits()
+            self._set_stage(self._current_stage())
+            wake = self._next_wake()
+            if wake is None and not self._has_work():
+                break
+            if self._should_continue_as_new():
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                workflow.continue_as_new(
+                    LifecycleInput(input.shop_id, input.order_id, input.rules,
+                                   input.email_task_queue, carried=state)
+                )
+            timeout = None if wake is None else max(wake - workflow.now(), timedelta(0))
+            if timeout == timedelta(0):
+                continue
+            try:
+                await workflow.wait_condition(self._has_work, timeout=timeout)
+            except TimeoutError:
+                pass
+
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        final = state.stopped or "completed"
+        self._set_stage(final)
+        summary = await workflow.execute_activity_method(
+            PurchaseActivities.summarize_lifecycle,
+            SummarizeLifecycle(self.workflow_id),
+            start_to_close_timeout=DATABASE_TIMEOUT,
+            retry_policy=DATABASE_RETRY,
+        )
+        summary.stage = final
+        return summary
+
+    # The main loop's steps.
+
+    async def _handle_refund(self) -> None:
+        state = self._state()
+        if not self.refund_requested:
+            return
+        self.refund_requested = False
+        state.stopped = "refunded"
+        touched = await workflow.execute_activity_method(
+            PurchaseActivities.reverse_order_credits,
+            ReverseOrderCredits(self.input.shop_id, self.input.order_id, self._now_iso()),
+            start_to_close_timeout=DATABASE_TIMEOUT,
+            retry_policy=DATABASE_RETRY,
+        )
+        for credit_id in touched:
+            state.pending_approvals.pop(credit_id, None)
+
+    async def _handle_repeats(self) -> None:
+        state = self._state()
+        while self.inbox:
+            repeat = self.inbox.pop(0)
+            if repeat.order_id in state.seen_orders or not self._accepting_repeats():
+                continue
+            state.seen_orders = [*state.seen_orders, repeat.order_id][-SEEN_ORDERS_KEPT:]
+            state.repeats += 1
+            self.repeats_this_run += 1
+            plan = state.plan
+            if not plan.referrer_code:
+                continue
+            before = str(Decimal(repeat.cumulative_spend) - Decimal(repeat.amount))
+            earned = ["first_repeat_purchase"]
+            earned += self.input.rules.milestones_crossed(before, repeat.cumulative_spend)
+            earned = [m for m in earned if m not in state.milestones]
+            if not earned:
+                continue
+            recorded = await workflow.execute_activity_method(
+                PurchaseActivities.credit_milestones,
+                CreditMilestones(
+                    shop_id=self.input.shop_id, order_id=self.input.order_id,
+                    workflow_id=self.workflow_id, referrer_kind=plan.attribution,
+                    referrer_code=plan.referrer_code, earned_by_order=repeat.order_id,
+                    milestones=earned, rules=self.input.rules, now=self._now_iso(),
+                ),
+                start_to_close_timeout=DATABASE_TIMEOUT,
+                retry_policy=DATABASE_RETRY,
+            )
+            state.milestones = [*state.milestones, *earned]
+            self._await_approval(recorded)
+
+    async def _handle_resends(self) -> None:
+        while self.resends:
+            request = self.resends.pop(0)
+            rule = next((s for s in self._state().plan.steps if s.step == request.step), None)
+            await self._send(
+                rule or StepDue(request.step, self._now_iso()), request.idempotency_key
+            )
+
+    async def _send_due_steps(self) -> None:
+        state = self._state()
+        while (step := self._next_step()) is not None and _at(step.due_at) <= workflow.now():
+            if self.refund_requested or self.cancel_requested:
+                return
+            outcome = await self._send(step, None)
+            state.steps_done[step.step] = outcome
+
+    async def _send(self, step: StepDue, idempotency_key: str | None) -> str:
+        """Send one step, retried until it goes out or a person stops the lifecycle."""
+        self.sending = step.step
+        handle = workflow.start_activity_method(
+            EmailActivities.send_step,
+            SendStep(
+                shop_id=self.input.shop_id, order_id=self.input.order_id,
+                workflow_id=self.workflow_id, step=step.step, now=self._now_iso(),
+                marketing=step.marketing, once_per=step.once_per, idempotency_key=idempotency_key,
+            ),
+            task_queue=self.input.email_task_queue,
+            start_to_close_timeout=SEND_TIMEOUT,
+            retry_policy=SEND_RETRY,
+        )
+        await workflow.wait_condition(
+            lambda: handle.done() or self.refund_requested or self.cancel_requested
+        )
+        self.sending = None
+        if not handle.done():
+            handle.cancel()
+            try:
+                await handle
+            except (ActivityError, asyncio.CancelledError):
+                return "stopped"
+        result = await handle
+        return result.status if result.reason is None else f"{result.status}:{result.reason}"
+
+    async def _approve_due_credits(self) -> None:
+        state = self._state()
+        due = [cid for cid, at in state.pending_approvals.items() if _at(at) <= workflow.now()]
+        if not due:
+            return
+        await workflow.execute_activity_method(
+            PurchaseActivities.approve_credits,
+            ApproveCredits(due, self._now_iso()),
+            start_to_close_timeout=DATABASE_TIMEOUT,
+            retry_policy=DATABASE_RETRY,
+        )
+        for credit_id in due:
+            state.pending_approvals.pop(credit_id, None)
+
+    # Derived state.
+
+    def _state(self) -> CarriedState:
+        assert self.state is not None
+        return self.state
+
+    def _await_approval(self, recorded: list[CreditRecorded]) -> None:
+        for credit in recorded:
+            self._state().pending_approvals[credit.credit_id] = credit.approve_after
+
+    def _next_step(self) -> StepDue | None:
+        state = self._state()
+        if state.stopped is not None:
+            return None
+        return next((s for s in state.plan.steps if s.step not in state.steps_done), None)
+
+    def _accepting_repeats(self) -> bool:
+        state = self._state()
+        return (
+            state.stopped is None
+            and state.plan.referrer_code is not None
+            and state.plan.attribution in ("creator", "customer")
+            and workflow.now() < _at(state.plan.window_closes_at)
+        )
+
+    def _has_work(self) -> bool:
+        stop_pending = self.cancel_requested and self._state().stopped is None
+        return bool(self.inbox or self.resends or self.refund_requested or stop_pending)
+
+    def _next_wake(self) -> datetime | None:
+        state = self._state()
+        times = [_at(at) for at in state.pending_approvals.values()]
+        if (step := self._next_step()) is not None:
+            times.append(_at(step.due_at))
+        if self._accepting_repeats():
+            times.append(_at(state.plan.window_closes_at))
+        return min(times, default=None)
+
+    def _current_stage(self) -> str:
+        state = self._state()
+        if state.stopped is not None:
+            return state.stopped
+        if self._next_step() is not None:
+            return "onboarding"
+        if self._accepting_repeats():
+            return "waiting_for_repeats"
+        return "holding_credits" if state.pending_approvals else "completed"
+
+    def _set_stage(self, stage: str) -> None:
+        if stage != self.stage:
+            self.stage = stage
+            workflow.upsert_search_attributes([search.LIFECYCLE_STAGE.value_set(stage)])
+
+    def _should_continue_as_new(self) -> bool:
+        return (
+            workflow.info().is_continue_as_new_suggested()
+            or self.repeats_this_run >= REPEATS_BEFORE_CONTINUE_AS_NEW
+        )
+
+    def _now_iso(self) -> str:
+        return workflow.now().isoformat()
+
+
+def _at(iso: str) -> datetime:
+    return datetime.fromisoformat(iso)
