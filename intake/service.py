@@ -17,7 +17,12 @@ from decimal import Decimal
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client, WorkflowHandle
-from temporalio.common import TypedSearchAttributes, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -152,9 +157,9 @@ class LifecycleService:
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                 search_attributes=TypedSearchAttributes(
                     [
-                        search.SHOP_ID.value_set(shop_id),
-                        search.CUSTOMER_ID.value_set(customer_id),
-                        search.LIFECYCLE_STAGE.value_set("starting"),
+                        SearchAttributePair(search.SHOP_ID, shop_id),
+                        SearchAttributePair(search.CUSTOMER_ID, customer_id),
+                        SearchAttributePair(search.LIFECYCLE_STAGE, "starting"),
                     ]
                 ),
             )

@@ -34,6 +34,7 @@ def build_context(
             "unit_price": str(Decimal(str(item["unit_price"]))),
             "tips": list(products.get(item["sku"], {}).get("tips", [])),
             "url": products.get(item["sku"], {}).get("url", shop["url"]),
+            "next_step": products.get(item["sku"], {}).get("next_step"),
         }
         for item in order["items"]
     ]

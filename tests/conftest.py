@@ -9,7 +9,6 @@ server); without a reachable PostgreSQL only the PostgreSQL variants are skipped
 from __future__ import annotations
 
 import os
-import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -23,6 +22,7 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from database.session import make_engine, make_sessionmaker, upgrade
+from temporal_client import temporal_binary
 from tests.lifecycle_kit import LifecycleKit
 from workflows import search
 
@@ -51,13 +51,13 @@ async def env(request: pytest.FixtureRequest) -> AsyncIterator[WorkflowEnvironme
     kind = request.config.getoption("--workflow-environment")
     if kind == "local":
         environment = await WorkflowEnvironment.start_local(
-            dev_server_existing_path=shutil.which("temporal"),
+            dev_server_existing_path=temporal_binary("temporal"),
             search_attributes=[key for key in search.ALL],
             dev_server_extra_args=["--dynamic-config-value", "limit.historyCount.suggestContinueAsNew=200"],
         )
     else:
         environment = await WorkflowEnvironment.start_time_skipping(
-            test_server_existing_path=shutil.which("temporal-test-server")
+            test_server_existing_path=temporal_binary("temporal-test-server")
         )
         await register_search_attributes(environment.client)
     yield environment

@@ -4,13 +4,38 @@ Only ids, codes, amounts (decimal strings), steps and times belong here: everyth
 classes is written to workflow history, and histories must hold no personal data.
 """
 
-from __future__ import annotations
-
 from dataclasses import dataclass, field
 
 from workflows.rules import LifecycleRules
 
 TERMINAL_STAGES = ("completed", "cancelled", "refunded")
+
+
+@dataclass
+class StepDue:
+    step: str
+    due_at: str
+    marketing: bool = True
+    once_per: str = "product"
+
+
+@dataclass
+class CreditRecorded:
+    credit_id: int
+    milestone: str
+    approve_after: str
+
+
+@dataclass
+class LifecyclePlan:
+    """The first activity's answer: who referred the purchase and when each step is due."""
+
+    customer_id: str
+    referrer_code: str | None
+    attribution: str
+    steps: list[StepDue]
+    window_closes_at: str
+    credits: list[CreditRecorded] = field(default_factory=list)
 
 
 @dataclass
@@ -60,26 +85,6 @@ class RefundRequest:
 
 
 @dataclass
-class StepDue:
-    step: str
-    due_at: str
-    marketing: bool = True
-    once_per: str = "product"
-
-
-@dataclass
-class LifecyclePlan:
-    """The first activity's answer: who referred the purchase and when each step is due."""
-
-    customer_id: str
-    referrer_code: str | None
-    attribution: str
-    steps: list[StepDue]
-    window_closes_at: str
-    credits: list[CreditRecorded] = field(default_factory=list)
-
-
-@dataclass
 class BeginLifecycle:
     shop_id: str
     order_id: str
@@ -122,13 +127,6 @@ class CreditMilestones:
     milestones: list[str]
     rules: LifecycleRules
     now: str
-
-
-@dataclass
-class CreditRecorded:
-    credit_id: int
-    milestone: str
-    approve_after: str
 
 
 @dataclass

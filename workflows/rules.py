@@ -5,8 +5,6 @@ settings and the lifecycle keeps the rules it was started with for its whole lif
 Money is carried as decimal strings so histories hold exact amounts.
 """
 
-from __future__ import annotations
-
 from dataclasses import asdict, dataclass, field, fields
 from decimal import Decimal
 from typing import Any
@@ -63,7 +61,7 @@ class LifecycleRules:
     rewards: dict[str, str] = field(default_factory=_default_rewards)
 
     @classmethod
-    def from_dict(cls, raw: dict[str, Any]) -> LifecycleRules:
+    def from_dict(cls, raw: dict[str, Any]) -> "LifecycleRules":
         """Build rules from a JSON config, naming any key or value that is wrong."""
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(raw) - known)
@@ -88,7 +86,8 @@ class LifecycleRules:
             raise ValueError("send_hour must be between 0 and 23")
         if self.attribution_window_days < 0 or self.hold_days < 0:
             raise ValueError("attribution_window_days and hold_days must not be negative")
-        for amount in [*self.spend_thresholds, *(t.min_spend for t in self.tiers), *self.rewards.values()]:
+        amounts = [*self.spend_thresholds, *(t.min_spend for t in self.tiers), *self.rewards.values()]
+        for amount in amounts:
             try:
                 if Decimal(amount) < 0:
                     raise ValueError

@@ -1,4 +1,4 @@
-"""Search attributes support staff filter lifecycles by. Ids and stages only, never personal data."""
+"""Search attributes support staff filter lifecycles by: ids and stages, never personal data."""
 
 from temporalio.common import SearchAttributeKey
 

@@ -153,7 +153,7 @@ async def test_duplicate_purchase_event_starts_nothing_new(kit: LifecycleKit):
     first_id, created = await kit.service.accept_purchase(event)
     again_id, created_again = await kit.service.accept_purchase(event)
     assert (first_id, created, again_id, created_again) == (first_id, True, first_id, False)
-    summary = await kit.client.get_workflow_handle(first_id, result_type=LifecycleSummary).result()
+    summary = await kit.handle(first_id).result()
     assert summary.emails_sent == 4 and len(kit.outbox(first_id)) == 4
 
 

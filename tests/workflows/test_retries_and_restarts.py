@@ -89,7 +89,9 @@ async def test_activity_failing_twice_gives_one_email_and_one_credit(
 async def test_worker_stopped_and_restarted_mid_lifecycle(
     env: WorkflowEnvironment, sessions: sessionmaker[Session], templates_dir: Path
 ):
-    async with LifecycleKit.running(env, sessions, templates_dir) as kit:
+    # No workflow cache, so no sticky queue: a real server moves a lifecycle off a dead worker's
+    # sticky queue after a timeout, which the time-skipping server never reaches.
+    async with LifecycleKit.running(env, sessions, templates_dir, max_cached_workflows=0) as kit:
         creator = kit.add_creator("MAYA")
         handle = await kit.buy(await kit.placed_now("r-1", referral=creator))
         await kit.skip(8)

@@ -4,10 +4,10 @@ Revision ID: 0001
 Revises: 
 """
 
-from alembic import op
 import sqlalchemy as sa
-import database.types
+from alembic import op
 
+import database.types
 
 revision = '0001'
 down_revision = None

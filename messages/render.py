@@ -1,0 +1,188 @@
+"""Rendering a step's email from `templates/`, at send time, so an edit reaches the next send.
+
+Layout (see the README's "Templates"):
+
+    templates/<step>/subject.txt, body.html, body.txt        the default
+    templates/<step>/locale/<locale>/...                      per-locale override
+    templates/<step>/sku/<SKU>/...                            per-product override
+    templates/<step>/sku/<SKU>/locale/<locale>/...            both
+    templates/_shared/...                                     layouts and partials
+    templates/shops.json, templates/products.json             shop details, product tips
+
+An override is a whole folder: the most specific one that exists is used for all three parts.
+Rendering is sandboxed (no access to Python internals), HTML is autoescaped, undefined names
+fail, and output is capped, so a marketer's mistake fails the send (which retries) instead of
+reaching a customer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from jinja2 import FileSystemLoader, StrictUndefined, TemplateError
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+
+PARTS = ("subject.txt", "body.html", "body.txt")
+SHARED = "_shared"
+MAX_OUTPUT_CHARS = 256 * 1024
+MAX_SUBJECT_CHARS = 300
+
+
+class TemplateProblem(Exception):
+    """A template that cannot be rendered: names the file and, where known, the line."""
+
+    def __init__(self, message: str, *, file: str | None = None, line: int | None = None) -> None:
+        where = f"{file}:{line}: " if file and line else f"{file}: " if file else ""
+        super().__init__(f"{where}{message}")
+        self.file = file
+        self.line = line
+        self.problem = message
+
+
+@dataclass(frozen=True)
+class Rendered:
+    template_name: str
+    template_hash: str
+    subject: str
+    html: str
+    text: str
+
+
+def _environment(root: Path, autoescape: bool) -> ImmutableSandboxedEnvironment:
+    return ImmutableSandboxedEnvironment(
+        loader=FileSystemLoader(str(root)),
+        autoescape=autoescape,
+        undefined=StrictUndefined,
+        auto_reload=True,
+        keep_trailing_newline=False,
+    )
+
+
+class TemplateRenderer:
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self._html = _environment(self.root, autoescape=True)
+        self._text = _environment(self.root, autoescape=False)
+
+    # What templates can see besides the purchase.
+
+    def shop(self, shop_id: str) -> dict[str, Any]:
+        shops = self._json("shops.json")
+        found = shops.get(shop_id) or shops.get("default") or {}
+        return {"id": shop_id, "name": shop_id, "address": "", "url": "https://shop.example",
+                **found}
+
+    def products(self) -> dict[str, dict[str, Any]]:
+        return self._json("products.json")
+
+    def _json(self, name: str) -> dict[str, Any]:
+        path = self.root / name
+        if not path.exists():
+            return {}
+        try:
+            loaded = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as error:
+            raise TemplateProblem(f"not valid JSON: {error}", file=name) from error
+        if not isinstance(loaded, dict):
+            raise TemplateProblem("expected a JSON object", file=name)
+        return loaded
+
+    # Choosing and rendering a step's template.
+
+    def steps(self) -> list[str]:
+        return sorted(
+            p.name for p in self.root.iterdir()
+            if p.is_dir() and not p.name.startswith(("_", "."))
+        )
+
+    def variants(self, step: str) -> list[str]:
+        """Every folder of a step that holds a template: the default and each override."""
+        base = self.root / step
+        found = [step] if any((base / part).exists() for part in PARTS) else []
+        for folder in sorted(base.glob("**/*")):
+            if folder.is_dir() and any((folder / part).exists() for part in PARTS):
+                found.append(folder.relative_to(self.root).as_posix())
+        return found
+
+    def choose(self, step: str, locale: str, skus: Sequence[str]) -> str:
+        """The most specific folder for this customer: product and locale, product, locale,
+        then the default. A locale `pt-BR` falls back to `pt`."""
+        locales = [locale] + ([locale.split("-")[0]] if "-" in locale else [])
+        candidates = [f"{step}/sku/{sku}/locale/{loc}" for sku in skus for loc in locales]
+        candidates += [f"{step}/sku/{sku}" for sku in skus]
+        candidates += [f"{step}/locale/{loc}" for loc in locales]
+        candidates.append(step)
+        for name in candidates:
+            if (self.root / name).is_dir() and (self.root / name / PARTS[0]).exists():
+                return name
+        raise TemplateProblem(f"no template for step {step!r}", file=f"{step}/{PARTS[0]}")
+
+    def render(
+        self, step: str, context: dict[str, Any], *, locale: str = "en", skus: Sequence[str] = ()
+    ) -> Rendered:
+        return self.render_variant(self.choose(step, locale, skus), context)
+
+    def render_variant(self, name: str, context: dict[str, Any]) -> Rendered:
+        sources = []
+        for part in PARTS:
+            path = self.root / name / part
+            if not path.exists():
+                raise TemplateProblem("missing part", file=f"{name}/{part}")
+            sources.append(path.read_bytes())
+        subject = " ".join(self._render(self._text, f"{name}/subject.txt", context).split())
+        if not subject:
+            raise TemplateProblem("subject renders empty", file=f"{name}/subject.txt")
+        if len(subject) > MAX_SUBJECT_CHARS:
+            raise TemplateProblem(f"subject longer than {MAX_SUBJECT_CHARS} characters",
+                                  file=f"{name}/subject.txt")
+        html = self._render(self._html, f"{name}/body.html", context)
+        text = self._render(self._text, f"{name}/body.txt", context)
+        return Rendered(name, self._hash(sources), subject, html, text)
+
+    def _render(self, env: ImmutableSandboxedEnvironment, name: str, context: dict[str, Any]) -> str:
+        try:
+            output = env.get_template(name).render(context)
+        except SecurityError as error:
+            raise TemplateProblem(f"not allowed: {error}", file=name) from error
+        except TemplateError as error:
+            file, line = _where(error, name)
+            raise TemplateProblem(f"{type(error).__name__}: {error.message}", file=file,
+                                  line=line) from error
+        if len(output) > MAX_OUTPUT_CHARS:
+            raise TemplateProblem(f"output over {MAX_OUTPUT_CHARS} characters", file=name)
+        return output
+
+    def _hash(self, sources: list[bytes]) -> str:
+        """Hash of the variant's parts and every shared partial, so support can tell exactly
+        which version of the words a customer got."""
+        digest = hashlib.sha256()
+        for source in sources:
+            digest.update(hashlib.sha256(source).digest())
+        shared = self.root / SHARED
+        if shared.is_dir():
+            for path in sorted(p for p in shared.rglob("*") if p.is_file()):
+                digest.update(path.relative_to(self.root).as_posix().encode())
+                digest.update(hashlib.sha256(path.read_bytes()).digest())
+        return digest.hexdigest()
+
+
+def _where(error: TemplateError, fallback: str) -> tuple[str, int | None]:
+    """File and line of a Jinja2 error: syntax errors carry them; runtime errors are found in
+    the traceback's template frames."""
+    name = getattr(error, "name", None) or getattr(error, "filename", None)
+    line = getattr(error, "lineno", None)
+    if name and line:
+        return name, line
+    tb = error.__traceback__
+    found: tuple[str, int | None] = (fallback, None)
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename
+        if not filename.endswith(".py") and filename != "<template>":
+            found = (filename, tb.tb_lineno)
+        tb = tb.tb_next
+    return found
