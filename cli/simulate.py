@@ -36,6 +36,7 @@ from settings import Settings
 from temporal_client import temporal_binary
 from worker import build_workers
 from workflows import search
+from workflows.contract import LifecycleSummary
 from workflows.lifecycle import PurchaseLifecycle
 from workflows.rules import LifecycleRules
 
@@ -134,10 +135,21 @@ async def simulate_lifecycle(
                     )
                 else:
                     await env.client.get_workflow_handle(workflow_ids[0]).signal(PurchaseLifecycle.cancel)
-            async with env.time_skipping_unlocked():
+            endings: dict[str, str] = {}
+            async with env.time_skipping_unlocked():  # type: ignore[attr-defined]
                 for workflow_id in workflow_ids:
-                    await env.client.get_workflow_handle(workflow_id).result()
-        return _timeline(sessions, workflow_ids, start, shift, purchase.customer.timezone)
+                    handle = env.client.get_workflow_handle(workflow_id, result_type=LifecycleSummary)
+                    endings[workflow_id] = (await handle.result()).stage
+        timeline = _timeline(sessions, workflow_ids, start, shift, purchase.customer.timezone)
+        timeline["lifecycles"] = [
+            {"order_id": order_id, "ended": endings[workflow_id]}
+            for workflow_id, order_id in timeline.pop("orders").items()
+            if workflow_id in endings
+        ]
+        timeline["events"] = [
+            {"kind": event.kind, "arg": event.arg, "day": event.day} for event, _ in events
+        ]
+        return timeline
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
@@ -164,9 +176,13 @@ def _timeline(sessions, workflow_ids, start, shift, timezone) -> dict[str, Any]:
         if at is None:
             return {"day": None, "local_time": None}
         local = at.astimezone(zone)
-        return {"day": (local.date() - start_date).days, "local_time": (local - shift).isoformat()}
+        return {
+            "day": (local.date() - start_date).days,
+            "local_time": (local - shift).isoformat(timespec="minutes"),
+        }
 
     return {
+        "orders": orders,
         "emails": [
             {
                 "order_id": orders[e.workflow_id],
@@ -259,6 +275,9 @@ def simulate(purchase_file: Path, events: tuple[str, ...], creators_file: Path |
         click.echo(json.dumps(timeline, indent=2))
         return
     click.echo(f"Lifecycle of order {purchase.order_id} ({purchase.customer.timezone})")
+    for event in timeline["events"]:
+        arg = f" {event['arg']}" if event["arg"] else ""
+        click.echo(f"  day {event['day']:>3g}  event  {event['kind']}{arg}")
     for email in timeline["emails"]:
         outcome = email["status"] if email["reason"] is None else f"{email['status']} ({email['reason']})"
         local = email["local_time"][:16].replace("T", " ") if email["local_time"] else "-"
@@ -266,6 +285,8 @@ def simulate(purchase_file: Path, events: tuple[str, ...], creators_file: Path |
             f"  day {email['day']!s:>3}  {local}  order {email['order_id']}  {email['step']:<16} "
             f"{outcome:<32} {email['template'] or ''}  {email['subject'] or ''}".rstrip()
         )
+    for lifecycle in timeline["lifecycles"]:
+        click.echo(f"  lifecycle of order {lifecycle['order_id']} ended: {lifecycle['ended']}")
     click.echo("Credits")
     if not timeline["credits"]:
         click.echo("  none")

@@ -210,7 +210,7 @@ class LifecycleService:
             if other.id == purchase.id:
                 continue
             open_window = other.window_closes_at is None or other.window_closes_at > purchase.placed_at
-            may_credit = other.attribution is None or other.referrer_code is not None
+            may_credit = other.attribution in (None, "creator", "customer")
             if open_window and may_credit and other.refunded_amount == 0:
                 earlier.append(OpenLifecycle(other.shop_id, other.order_id))
         repeat = RepeatPurchase(order_id, str(purchase.total), str(spend))

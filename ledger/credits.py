@@ -62,12 +62,13 @@ def record(
 
 def approve(session: Session, credit_ids: Iterable[int], now: datetime) -> int:
     """Approve credits whose hold has passed; reversed ones stay reversed."""
-    result = session.execute(
+    approved = session.scalars(
         update(Credit)
         .where(Credit.id.in_(list(credit_ids)), Credit.status == "pending", Credit.approve_after <= now)
         .values(status="approved", approved_at=now)
-    )
-    return result.rowcount or 0
+        .returning(Credit.id)
+    ).all()
+    return len(approved)
 
 
 def reverse_order(session: Session, shop_id: str, order_id: str, now: datetime) -> list[Credit]:

@@ -69,6 +69,7 @@ class PurchaseLifecycle:
         self.sending: str | None = None
         self.stage = "starting" if carried is None else "resumed"
         self.repeats_this_run = 0
+        self.unsubscribed = carried.unsubscribed if carried else False
 
     # Handlers only record; the main loop acts.
 
@@ -82,8 +83,7 @@ class PurchaseLifecycle:
 
     @workflow.signal
     def unsubscribe(self) -> None:
-        if self.state is not None:
-            self.state.unsubscribed = True
+        self.unsubscribed = True
 
     @workflow.signal
     def cancel(self) -> None:
@@ -97,7 +97,9 @@ class PurchaseLifecycle:
     def status(self) -> LifecycleStatus:
         state = self.state
         if state is None:
-            return LifecycleStatus(self.stage, {}, None, None, None, "pending", 0, 0, False, None)
+            return LifecycleStatus(
+                self.stage, {}, None, None, None, "pending", 0, 0, self.unsubscribed, None
+            )
         upcoming = self._next_step()
         return LifecycleStatus(
             stage=self.stage,
@@ -108,7 +110,7 @@ class PurchaseLifecycle:
             attribution=state.plan.attribution,
             repeats=state.repeats,
             pending_approvals=len(state.pending_approvals),
-            unsubscribed=state.unsubscribed,
+            unsubscribed=self.unsubscribed,
             stopped=state.stopped,
             waiting_on=self.sending,
         )
@@ -141,8 +143,9 @@ class PurchaseLifecycle:
             wake = self._next_wake()
             if wake is None and not self._has_work():
                 break
-            if self._should_continue_as_new():
+            if self._should_continue_as_new() and not self._has_work():
                 await workflow.wait_condition(workflow.all_handlers_finished)
+                state.unsubscribed = self.unsubscribed
                 workflow.continue_as_new(
                     LifecycleInput(input.shop_id, input.order_id, input.rules,
                                    input.email_task_queue, carried=state)
