@@ -144,6 +144,7 @@ class Credit(Base):
     __table_args__ = (
         UniqueConstraint("shop_id", "referrer_code", "customer_id", "milestone"),
         Index("ix_credit_ledger_status", "status", "referrer_code"),
+        Index("ix_credit_ledger_payout_batch", "payout_batch"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -167,9 +168,14 @@ class Credit(Base):
 
 
 class AuditEntry(Base):
-    """Who did what to a lifecycle, and why: every support action leaves one."""
+    """Who did what to a lifecycle, and why: every support action leaves one. `action_key`
+    makes a repeated command find its first entry instead of adding another."""
 
     __tablename__ = "support_audit"
+    __table_args__ = (
+        Index("ux_support_audit_action_key", "action_key", unique=True),
+        Index("ix_support_audit_customer", "shop_id", "customer_id"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     actor: Mapped[str] = mapped_column(String(200))
@@ -179,13 +185,18 @@ class AuditEntry(Base):
     customer_id: Mapped[str | None] = mapped_column(String(128))
     reason: Mapped[str] = mapped_column(String(1000))
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    action_key: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
 
 class PayoutBatch(Base):
+    """One payout finance made; its unique batch id makes `credits mark-paid` idempotent."""
+
     __tablename__ = "credit_payout_batch"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     batch_id: Mapped[str] = mapped_column(String(100), unique=True)
     credit_count: Mapped[int]
+    actor: Mapped[str | None] = mapped_column(String(200))
+    totals: Mapped[dict[str, str] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
