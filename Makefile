@@ -1,0 +1,75 @@
+# Two commands from a fresh clone: `make dev` runs the whole stack on this machine,
+# `make test` installs what the tests need and runs every check CI runs.
+
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+# Stamp files: reinstall only when the dependency lists change.
+PY_DEPS   := $(VENV)/.installed
+NODE_DEPS := node_modules/.bin/prism
+# Extra arguments for `loyalloop dev`, e.g. `make dev ARGS="--day-seconds 2"`.
+ARGS ?=
+
+.PHONY: dev test lint typecheck templates-check compose-check pytest system-deps venv clean
+
+dev: $(PY_DEPS)
+	$(BIN)/loyalloop dev $(ARGS)
+
+test: $(PY_DEPS) $(NODE_DEPS) system-deps lint typecheck templates-check compose-check pytest
+
+venv: $(PY_DEPS)
+
+$(PY_DEPS): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+# Prism serves SendGrid's Mail Send contract for the sender tests (pinned in package-lock.json).
+$(NODE_DEPS): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# Debian packages some tests use: chromium (headless rendering of templates) and docker-compose
+# (validating docker-compose.yml). Installed when missing and this user can; otherwise the tests
+# that need them skip and say why.
+system-deps:
+	@missing=""; \
+	command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 \
+	  || missing="$$missing chromium"; \
+	command -v docker-compose >/dev/null 2>&1 || missing="$$missing docker-compose"; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing Debian packages:$$missing"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing \
+	    >/dev/null 2>&1 \
+	  || { apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive \
+	       apt-get install -y -q --no-install-recommends $$missing >/dev/null 2>&1; } \
+	  || echo "note: could not install$$missing; the tests that need them will skip"; \
+	else \
+	  echo "note:$$missing missing and not installable here (needs root and apt-get);" \
+	       "the tests that need them will skip"; \
+	fi
+
+lint: $(PY_DEPS)
+	$(BIN)/ruff check .
+
+typecheck: $(PY_DEPS)
+	$(BIN)/mypy workflows/ activities/
+
+templates-check: $(PY_DEPS)
+	$(BIN)/loyalloop templates check
+
+compose-check:
+	@if command -v docker-compose >/dev/null 2>&1; then \
+	  LOYALLOOP_SHOP_KEYS=ci:ci-key POSTGRES_PASSWORD=ci LOYALLOOP_LINK_SECRET=ci \
+	    docker-compose -f docker-compose.yml config -q && echo "docker-compose.yml is valid"; \
+	else \
+	  echo "note: docker-compose missing: docker-compose.yml not validated"; \
+	fi
+
+pytest: $(PY_DEPS) $(NODE_DEPS)
+	$(BIN)/pytest -q -rs
+
+clean:
+	rm -rf $(VENV) node_modules .mypy_cache .ruff_cache
