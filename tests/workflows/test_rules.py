@@ -14,7 +14,10 @@ from workflows.rules import LifecycleRules
 def test_defaults_are_the_specs() -> None:
     rules = LifecycleRules()
     assert [(s.step, s.day) for s in rules.steps] == [
-        ("day_1", 1), ("day_7", 7), ("referral_prompt", 7), ("day_21", 21)
+        ("day_1", 1),
+        ("day_7", 7),
+        ("referral_prompt", 7),
+        ("day_21", 21),
     ]
     assert (rules.attribution_window_days, rules.hold_days, rules.send_hour) == (180, 30, 10)
     assert rules.spend_thresholds == ["100", "250", "500"]
@@ -28,11 +31,21 @@ def test_milestones_crossed_by_one_purchase() -> None:
 
 
 def test_a_threshold_may_have_its_own_reward() -> None:
-    rules = LifecycleRules.from_dict({"rewards": {
-        "referral": "5", "first_repeat_purchase": "5", "spend": "10", "spend:500": "25", "tier": "15",
-    }})
+    rules = LifecycleRules.from_dict(
+        {
+            "rewards": {
+                "referral": "5",
+                "first_repeat_purchase": "5",
+                "spend": "10",
+                "spend:500": "25",
+                "tier": "15",
+            }
+        }
+    )
     assert (rules.reward("spend:500"), rules.reward("spend:100"), rules.reward("tier:gold")) == (
-        "25", "10", "15"
+        "25",
+        "10",
+        "15",
     )
 
 
@@ -59,7 +72,8 @@ def test_send_hour_is_local_across_a_daylight_saving_change() -> None:
     day_1 = step_due_at(placed, 1, "Europe/Lisbon", LifecycleRules()).astimezone(lisbon)
     day_7 = step_due_at(placed, 7, "Europe/Lisbon", LifecycleRules()).astimezone(lisbon)
     assert (day_1.isoformat(), day_7.isoformat()) == (
-        "2026-10-21T10:00:00+01:00", "2026-10-27T10:00:00+00:00"
+        "2026-10-21T10:00:00+01:00",
+        "2026-10-27T10:00:00+00:00",
     )
 
 
