@@ -8,6 +8,7 @@ import logging
 import signal
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack
+from datetime import timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client
@@ -21,6 +22,9 @@ from messages.senders import make_sender
 from settings import Settings, get_settings
 from temporal_client import connect
 from workflows.lifecycle import PurchaseLifecycle
+
+# On SIGTERM, activities in flight (a send, a ledger write) get this long to finish.
+GRACEFUL_SHUTDOWN = timedelta(seconds=20)
 
 
 def build_workers(
@@ -54,6 +58,7 @@ def build_workers(
         ],
         activity_executor=executor,
         max_cached_workflows=max_cached_workflows,
+        graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
     )
     sends = Worker(
         client,
@@ -62,6 +67,7 @@ def build_workers(
         activity_executor=executor,
         max_task_queue_activities_per_second=settings.send_rate_per_second,
         disable_eager_activity_execution=True,
+        graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
     )
     return [lifecycles, sends]
 
