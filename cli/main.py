@@ -108,9 +108,11 @@ def db_upgrade() -> None:
 from cli.creators import creators  # noqa: E402
 from cli.dev import dev  # noqa: E402
 from cli.events import purchase, refund, unsubscribe  # noqa: E402
+from cli.outbox import outbox  # noqa: E402
 from cli.simulate import simulate  # noqa: E402
 from cli.support import inspect  # noqa: E402
 from cli.templates import templates  # noqa: E402
 
-for _command in (creators, dev, purchase, refund, unsubscribe, simulate, inspect, templates):
+for _command in (creators, dev, purchase, refund, unsubscribe, outbox, simulate, inspect,
+                 templates):
     main.add_command(_command)
