@@ -1,6 +1,6 @@
 """Rendering a step's email from `templates/`, at send time, so an edit reaches the next send.
 
-Layout (see the README's "Templates"):
+Layout (see docs/templates.md):
 
     templates/<step>/subject.txt, body.html, body.txt        the default
     templates/<step>/locale/<locale>/...                      per-locale override
@@ -10,9 +10,9 @@ Layout (see the README's "Templates"):
     templates/shops.json, templates/products.json             shop details, product tips
 
 An override is a whole folder: the most specific one that exists is used for all three parts.
-Rendering is sandboxed (no access to Python internals), HTML is autoescaped, undefined names
-fail, and output is capped, so a marketer's mistake fails the send (which retries) instead of
-reaching a customer.
+Rendering is sandboxed (no access to Python internals; size and time bounds: messages/sandbox.py),
+HTML is autoescaped and undefined names fail, so a marketer's mistake fails the send (which
+retries) instead of reaching a customer.
 """
 
 from __future__ import annotations
@@ -24,12 +24,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from jinja2 import FileSystemLoader, StrictUndefined, TemplateError
-from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+from jinja2 import FileSystemLoader, TemplateError
+from jinja2.sandbox import SecurityError
+
+from messages.sandbox import MessageSandbox, RenderLimit, render_capped
 
 PARTS = ("subject.txt", "body.html", "body.txt")
 SHARED = "_shared"
-MAX_OUTPUT_CHARS = 256 * 1024
 MAX_SUBJECT_CHARS = 300
 
 
@@ -53,14 +54,8 @@ class Rendered:
     text: str
 
 
-def _environment(root: Path, autoescape: bool) -> ImmutableSandboxedEnvironment:
-    return ImmutableSandboxedEnvironment(
-        loader=FileSystemLoader(str(root)),
-        autoescape=autoescape,
-        undefined=StrictUndefined,
-        auto_reload=True,
-        keep_trailing_newline=False,
-    )
+def _environment(root: Path, autoescape: bool) -> MessageSandbox:
+    return MessageSandbox(FileSystemLoader(str(root)), autoescape=autoescape)
 
 
 class TemplateRenderer:
@@ -144,18 +139,29 @@ class TemplateRenderer:
         text = self._render(self._text, f"{name}/body.txt", context)
         return Rendered(name, self._hash(sources), subject, html, text)
 
-    def _render(self, env: ImmutableSandboxedEnvironment, name: str, context: dict[str, Any]) -> str:
+    def _render(self, env: MessageSandbox, name: str, context: dict[str, Any]) -> str:
         try:
-            output = env.get_template(name).render(context)
+            return render_capped(env.get_template(name), context)
+        except RenderLimit as error:
+            file, line = self._where(error, name)
+            raise TemplateProblem(str(error), file=file, line=line) from error
         except SecurityError as error:
-            raise TemplateProblem(f"not allowed: {error}", file=name) from error
+            file, line = self._where(error, name)
+            raise TemplateProblem(f"not allowed: {error}", file=file, line=line) from error
         except TemplateError as error:
-            file, line = _where(error, name)
+            file, line = self._where(error, name)
             raise TemplateProblem(f"{type(error).__name__}: {error.message}", file=file,
                                   line=line) from error
-        if len(output) > MAX_OUTPUT_CHARS:
-            raise TemplateProblem(f"output over {MAX_OUTPUT_CHARS} characters", file=name)
-        return output
+
+    def _where(self, error: TemplateError, name: str) -> tuple[str, int | None]:
+        """File (relative to the templates folder, as marketers name it) and line."""
+        file, line = _where(error, name)
+        path = Path(file)
+        if path.is_absolute() and path.is_relative_to(self.root.resolve()):
+            file = path.relative_to(self.root.resolve()).as_posix()
+        elif path.is_absolute() and path.is_relative_to(self.root):
+            file = path.relative_to(self.root).as_posix()
+        return file, line
 
     def _hash(self, sources: list[bytes]) -> str:
         """Hash of the variant's parts and every shared partial, so support can tell exactly
