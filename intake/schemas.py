@@ -24,6 +24,7 @@ from intake.currencies import CURRENCIES
 
 MAX_MONEY = Decimal("1000000000")
 ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$")
+EARLIEST_YEAR, LATEST_YEAR = 1900, 9000  # room for the test server's clock, none for overflow
 LOCALE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")
 
 
@@ -59,6 +60,8 @@ def _identifier(value: str) -> str:
 def _aware(value: datetime) -> datetime:
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError("needs a time zone, e.g. 2026-11-20T10:00:00Z")
+    if not EARLIEST_YEAR <= value.year <= LATEST_YEAR:
+        raise ValueError(f"must be between the years {EARLIEST_YEAR} and {LATEST_YEAR}")
     return value
 
 

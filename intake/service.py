@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import (
@@ -75,15 +76,21 @@ class LifecycleService:
     # Purchases
 
     async def accept_purchase(self, event: PurchaseEvent) -> tuple[str, bool]:
-        """Returns the lifecycle's workflow id and whether this call started it."""
-        stored = await asyncio.to_thread(self._store_purchase, event)
+        """Returns the lifecycle's workflow id and whether this call started it.
+
+        A new customer's first purchase costs two transactions and one start: nothing earlier
+        can need the repeat signal, so it is stored already routed."""
+        try:
+            stored = await asyncio.to_thread(self._store_purchase, event)
+        except IntegrityError:  # the same order or customer was stored by a concurrent call
+            stored = await asyncio.to_thread(self._store_purchase, event)
         created = False
         if not stored.started:
             created = await self._start(event.shop_id, event.order_id, stored.customer_id)
-            await asyncio.to_thread(self._mark, event.shop_id, event.order_id, "lifecycle_started_at")
         if not stored.routed:
             await self._route_repeat(event.shop_id, event.order_id)
-            await asyncio.to_thread(self._mark, event.shop_id, event.order_id, "repeat_routed_at")
+        if not (stored.started and stored.routed):
+            await asyncio.to_thread(self._mark_done, event.shop_id, event.order_id, stored)
         return stored.workflow_id, created
 
     def _store_purchase(self, event: PurchaseEvent) -> StoredPurchase:
@@ -99,7 +106,8 @@ class LifecycleService:
                     workflow_id, existing.customer.customer_id,
                     existing.lifecycle_started_at is not None, existing.repeat_routed_at is not None,
                 )
-            customer = self._upsert_customer(session, event)
+            customer, new_customer = self._upsert_customer(session, event)
+            routed_at = datetime.now(UTC) if new_customer else None
             session.add(
                 Purchase(
                     shop_id=event.shop_id,
@@ -113,16 +121,20 @@ class LifecycleService:
                     workflow_id=workflow_id,
                     window_closes_at=event.placed_at
                     + days(self.rules, self.rules.attribution_window_days),
+                    repeat_routed_at=routed_at,
                 )
             )
-        return StoredPurchase(workflow_id, event.customer.id, False, False)
+        return StoredPurchase(workflow_id, event.customer.id, False, routed_at is not None)
 
     @staticmethod
-    def _upsert_customer(session: Session, event: PurchaseEvent) -> Customer:
+    def _upsert_customer(session: Session, event: PurchaseEvent) -> tuple[Customer, bool]:
         data = event.customer
         customer = session.scalar(
-            select(Customer).where(Customer.shop_id == event.shop_id, Customer.customer_id == data.id)
+            select(Customer).where(
+                Customer.shop_id == event.shop_id, Customer.customer_id == data.id
+            )
         )
+        new = customer is None
         if customer is None:
             customer = Customer(shop_id=event.shop_id, customer_id=data.id)
             session.add(customer)
@@ -133,15 +145,21 @@ class LifecycleService:
             customer.locale = data.locale
             customer.timezone = data.timezone
             customer.marketing_consent = data.marketing_consent
-        return customer
+        return customer, new
 
-    def _mark(self, shop_id: str, order_id: str, column: str) -> None:
+    def _mark_done(self, shop_id: str, order_id: str, stored: StoredPurchase) -> None:
+        """One UPDATE records that the lifecycle is started and earlier lifecycles are told."""
+        now = datetime.now(UTC)
+        done = {"lifecycle_started_at": now} if not stored.started else {}
+        if not stored.routed:
+            done["repeat_routed_at"] = now
         with self.sessions.begin() as session:
-            purchase = session.scalar(
-                select(Purchase).where(Purchase.shop_id == shop_id, Purchase.order_id == order_id)
+            session.execute(
+                update(Purchase)
+                .where(Purchase.shop_id == shop_id, Purchase.order_id == order_id)
+                .values(**done)
+                .execution_options(synchronize_session=False)
             )
-            assert purchase is not None
-            setattr(purchase, column, datetime.now(UTC))
 
     def _lifecycle_input(self, shop_id: str, order_id: str) -> LifecycleInput:
         return LifecycleInput(shop_id, order_id, self.rules, self.email_task_queue)
