@@ -11,11 +11,13 @@ from pathlib import Path
 import click
 from pydantic import ValidationError
 
+from cli.acting import acting, actor_options, support_actions
 from cli.main import fail, read_event, run, settings_or_fail
 from database.session import make_engine, make_sessionmaker, upgrade
 from intake.schemas import PurchaseEvent, RefundEvent, UnsubscribeEvent, describe_errors
 from intake.service import LifecycleService
 from settings import Settings
+from support.actions import ActionResult
 from temporal_client import connect
 
 
@@ -59,9 +61,9 @@ def purchase(file: Path) -> None:
 @click.argument("shop")
 @click.argument("order")
 @click.argument("amount")
-@click.option("--reason", default="", help="Why the order was refunded.")
-def refund(shop: str, order: str, amount: str, reason: str) -> None:
-    """Refund an order: stops its emails and takes back the credits it earned."""
+@actor_options
+def refund(shop: str, order: str, amount: str, reason: str, actor: str) -> None:
+    """Refund an order: stops its emails and takes back the credits it earned (audited)."""
     try:
         Decimal(amount)
     except InvalidOperation:
@@ -69,25 +71,29 @@ def refund(shop: str, order: str, amount: str, reason: str) -> None:
     event = _validated(RefundEvent, shop_id=shop, order_id=order, amount=amount, reason=reason)
     settings = settings_or_fail()
 
-    async def go() -> dict[str, object]:
-        async with lifecycle_service(settings) as service:
-            return await service.accept_refund(event)
+    async def go() -> ActionResult:
+        async with support_actions(settings) as actions:
+            return await actions.refund(event, acting(actor, reason))
 
     result = run(go)
-    click.echo(f"refund recorded for {result['workflow_id']}")
+    again = " (already recorded)" if result.repeated else ""
+    click.echo(f"refund recorded for {result.workflow_id}{again}; audit #{result.audit_id}")
 
 
 @click.command()
 @click.argument("shop")
 @click.argument("customer")
-def unsubscribe(shop: str, customer: str) -> None:
-    """Stop every marketing email to a customer."""
+@actor_options
+def unsubscribe(shop: str, customer: str, reason: str, actor: str) -> None:
+    """Stop every marketing email to a customer (audited)."""
     event = _validated(UnsubscribeEvent, shop_id=shop, customer_id=customer)
     settings = settings_or_fail()
 
-    async def go() -> dict[str, object]:
-        async with lifecycle_service(settings) as service:
-            return await service.accept_unsubscribe(event)
+    async def go() -> ActionResult:
+        async with support_actions(settings) as actions:
+            return await actions.unsubscribe(event, acting(actor, reason))
 
     result = run(go)
-    click.echo(f"unsubscribed; {result['lifecycles_signalled']} lifecycle(s) told")
+    again = " (already recorded)" if result.repeated else ""
+    click.echo(f"unsubscribed; {result.detail['lifecycles_signalled']} lifecycle(s) told{again}; "
+               f"audit #{result.audit_id}")

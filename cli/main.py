@@ -36,10 +36,11 @@ def settings_or_fail() -> Settings:
 def run(coro_factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
     """Run one async command, turning the errors a person can fix into one line."""
     from intake.errors import EventRejected
+    from support.errors import ActionRefused
 
     try:
         return asyncio.run(coro_factory())
-    except EventRejected as error:
+    except (EventRejected, ActionRefused) as error:
         fail(f"{error.field}: {error.problem}" if error.field else error.problem)
     except ConnectionError as error:
         fail(f"cannot reach Temporal: {error}")
@@ -108,11 +109,14 @@ def db_upgrade() -> None:
 from cli.creators import creators  # noqa: E402
 from cli.dev import dev  # noqa: E402
 from cli.events import purchase, refund, unsubscribe  # noqa: E402
+from cli.finance import credits  # noqa: E402
 from cli.outbox import outbox  # noqa: E402
 from cli.simulate import simulate  # noqa: E402
-from cli.support import inspect  # noqa: E402
+from cli.support import cancel, erase_customer_command, find, inspect, resend  # noqa: E402
 from cli.templates import templates  # noqa: E402
 
 for _command in (creators, dev, purchase, refund, unsubscribe, outbox, simulate, inspect,
                  templates):
+    main.add_command(_command)
+for _command in (find, cancel, resend, erase_customer_command, credits):
     main.add_command(_command)

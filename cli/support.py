@@ -1,46 +1,73 @@
-"""Support's commands: read a lifecycle's timeline."""
+"""Support's commands: read a lifecycle's timeline, find lifecycles, and act on them (cancel,
+resend, erase a customer); refund and unsubscribe are in cli/events.py, audited the same way.
+The logic lives in support/; these only parse, call and print."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
 import click
 
+from cli.acting import acting, actor_options, support_actions
 from cli.main import fail, run, settings_or_fail
 from database.session import make_engine, make_sessionmaker, upgrade
+from support.actions import ActionResult
+from support.erase import Erased, erase_customer
+from support.find import Criteria, find_lifecycles
 from support.inspect import inspect_lifecycle
 from temporal_client import connect
 
 
 def print_timeline(record: dict[str, Any]) -> None:
     life = record.get("lifecycle") or {}
-    click.echo(f"{record['workflow_id']}  ({record.get('workflow_status') or 'unknown in Temporal'})")
+    status = record.get("workflow_status") or "unknown in Temporal"
+    click.echo(f"{record['workflow_id']}  ({status})")
     click.echo(f"  placed {record['placed_at']}  total {record['total']} {record['currency']}"
                f"  customer {record['customer_id']}")
     click.echo(f"  attribution {record['attribution'] or 'pending'}"
                f"{'  referrer ' + record['referrer_code'] if record['referrer_code'] else ''}")
+    if record.get("temporal_error"):
+        click.echo(f"  Temporal: {record['temporal_error']}")
     if life:
-        click.echo(f"  stage {life['stage']}; next {life['next_step'] or '-'} at {life['next_at'] or '-'}")
+        click.echo(f"  stage {life.get('stage') or '-'}; next {life.get('next_step') or '-'}"
+                   f" at {life.get('next_at') or '-'}")
         if life.get("waiting_on"):
             click.echo(f"  waiting on the send of {life['waiting_on']}")
+    if record.get("closed_at"):
+        click.echo(f"  closed {record['closed_at']}")
     for pending in record.get("pending_activities", []):
-        click.echo(f"  retrying {pending['activity']} (attempt {pending['attempt']}): {pending['last_failure']}")
+        click.echo(f"  retrying {pending['activity']} (attempt {pending['attempt']}): "
+                   f"{pending['last_failure']}")
+    click.echo("  steps done:")
+    for s in record["steps"] or [{"step": "-", "outcome": "none yet", "at": ""}]:
+        click.echo(f"    {s['step']:<16} {s['outcome']:<36} {s['at'] or ''}".rstrip())
     click.echo("  emails:")
     for e in record["emails"] or [{"step": "-", "status": "none yet"}]:
         detail = e.get("skip_reason") or e.get("last_error") or ""
+        resend = " (resend)" if e.get("resend") else ""
         click.echo(f"    {e['step']:<16} {e['status']:<8} {e.get('sent_at') or '':<26} "
                    f"{e.get('template') or ''} {(e.get('template_hash') or '')[:12]} "
-                   f"{e.get('provider_message_id') or ''} {detail}".rstrip())
+                   f"{e.get('provider_message_id') or ''} {detail}{resend}".rstrip())
     click.echo("  credits:")
-    for c in record["credits"] or [{"milestone": "-", "referrer": "", "amount": "", "currency": "", "status": "none"}]:
-        click.echo(f"    {c['milestone']:<24} {c['referrer']:<12} {c['amount']:>8} {c['currency']} {c['status']}")
+    for c in record["credits"]:
+        click.echo(f"    #{c['id']:<5} {c['milestone']:<24} {c['referrer']:<12} {c['amount']:>8} "
+                   f"{c['currency']} {c['status']}"
+                   + (f" (batch {c['payout_batch']})" if c["payout_batch"] else ""))
+    if not record["credits"]:
+        click.echo("    none")
     for r in record["refunds"]:
         click.echo(f"  refund {r['amount']} at {r['at']}: {r['reason']}")
-    if record.get("unsubscribed_at"):
-        click.echo(f"  unsubscribed at {record['unsubscribed_at']}")
+    for u in record["unsubscribes"]:
+        click.echo(f"  unsubscribed at {u['at']} by {u['by']}" + (f": {u['reason']}" if u["reason"]
+                                                                  else ""))
+    if record.get("erased_at"):
+        click.echo(f"  customer erased at {record['erased_at']}")
+    if record["audit"]:
+        click.echo("  support actions:")
     for a in record["audit"]:
-        click.echo(f"  {a['at']} {a['actor']} {a['action']}: {a['reason']}")
+        click.echo(f"    #{a['id']} {a['at']} {a['actor']} {a['action']}: {a['reason']}")
     click.echo(f"  Temporal UI: {record['temporal_ui']}")
 
 
@@ -54,14 +81,114 @@ def inspect(shop: str, order: str, as_json: bool) -> None:
 
     async def go() -> dict[str, Any] | None:
         upgrade(settings.database_url)
-        sessions = make_sessionmaker(make_engine(settings.database_url))
-        client = await connect(settings)
-        return await inspect_lifecycle(sessions, client, shop, order, settings.temporal_ui_url)
+        engine = make_engine(settings.database_url)
+        try:
+            client = await connect(settings)
+            return await inspect_lifecycle(
+                make_sessionmaker(engine), client, shop, order, settings.temporal_ui_url
+            )
+        finally:
+            engine.dispose()
 
     record = run(go)
     if record is None:
-        fail(f"no purchase {order} for shop {shop}", 1)
+        fail(f"order: no purchase {order} for shop {shop}", 1)
     if as_json:
         click.echo(json.dumps(record, indent=2, default=str))
     else:
         print_timeline(record)
+
+
+@click.command()
+@click.option("--customer", help="The shop's customer id.")
+@click.option("--creator", help="A creator's (or advocate's) referral code.")
+@click.option("--email", help="Looked up in the database only, never sent to Temporal.")
+@click.option("--shop", help="Only this shop.")
+@click.option("--json", "as_json", is_flag=True)
+def find(customer: str | None, creator: str | None, email: str | None, shop: str | None,
+         as_json: bool) -> None:
+    """Lifecycles of a customer, a creator or an email address."""
+    criteria = Criteria(customer=customer, creator=creator, email=email, shop_id=shop)
+    settings = settings_or_fail()
+
+    async def go() -> list[dict[str, Any]]:
+        upgrade(settings.database_url)
+        engine = make_engine(settings.database_url)
+        try:
+            client = await connect(settings)
+            return await find_lifecycles(make_sessionmaker(engine), client, criteria)
+        finally:
+            engine.dispose()
+
+    rows = run(go)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, default=str))
+        return
+    for r in rows:
+        status, stage = r.get("status") or "-", r.get("stage") or "-"
+        money = f"{r.get('total') or ''} {r.get('currency') or ''}"
+        note = r.get("referrer_code") or r.get("source") or ""
+        click.echo(f"{r['workflow_id']:<40} {status:<11} {stage:<20} "
+                   f"{r.get('placed_at') or '':<26} {money} {note}".rstrip())
+    click.echo(f"{len(rows)} lifecycle(s)")
+
+
+def _acted(result: ActionResult, what: str) -> None:
+    again = " (already recorded)" if result.repeated else ""
+    click.echo(f"{what} {result.workflow_id}{again}; audit #{result.audit_id}")
+
+
+@click.command()
+@click.argument("shop")
+@click.argument("order")
+@actor_options
+def cancel(shop: str, order: str, reason: str, actor: str) -> None:
+    """Stop a lifecycle's remaining emails (audited); its credits keep their course."""
+    settings = settings_or_fail()
+
+    async def go() -> ActionResult:
+        async with support_actions(settings) as actions:
+            return await actions.cancel(shop, order, acting(actor, reason))
+
+    _acted(run(go), "cancel sent to")
+
+
+@click.command()
+@click.argument("shop")
+@click.argument("order")
+@click.argument("step")
+@actor_options
+def resend(shop: str, order: str, step: str, reason: str, actor: str) -> None:
+    """Send a step again on purpose, under a new idempotency key (audited)."""
+    settings = settings_or_fail()
+
+    async def go() -> ActionResult:
+        async with support_actions(settings) as actions:
+            return await actions.resend(shop, order, step, acting(actor, reason))
+
+    result = run(go)
+    _acted(result, f"resend of {step} ({result.detail['idempotency_key']}) sent to")
+
+
+@click.command("erase-customer")
+@click.argument("shop")
+@click.argument("customer")
+@actor_options
+def erase_customer_command(shop: str, customer: str, reason: str, actor: str) -> None:
+    """Remove a customer's personal data; the ledger keeps its amounts under an anonymous id."""
+    settings = settings_or_fail()
+
+    async def go() -> Erased:
+        upgrade(settings.database_url)
+        engine = make_engine(settings.database_url)
+        try:
+            return await asyncio.to_thread(
+                erase_customer, make_sessionmaker(engine), shop, customer, acting(actor, reason)
+            )
+        finally:
+            engine.dispose()
+
+    erased = run(go)
+    click.echo(f"erased {customer} of {shop}: now {erased.anonymous_id}; {erased.emails} email "
+               f"record(s), {erased.outbox_messages} outbox message(s) blanked, {erased.credits} "
+               f"credit(s) re-keyed; audit #{erased.audit_id}")
