@@ -52,6 +52,7 @@ class Report:
     variants: list[str] = field(default_factory=list)
     renders: int = 0
     problems: list[Problem] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
 
     def add(self, problem: Problem) -> None:
         if all((p.file, p.line, p.message) != (problem.file, problem.line, problem.message)
@@ -109,6 +110,7 @@ def check_templates(
         for variant in variants:
             report.variants.append(variant)
             _check_variant(renderer, signing, report, variant, is_marketing)
+        report.warnings += _language_gaps(step, variants)
         for name, purchase in SAMPLES.items():
             _check_choice(renderer, signing, report, step, name, purchase)
     return report
@@ -184,6 +186,19 @@ def _render_and_inspect(
             if not is_safe_link(link):
                 where, line = _locate(renderer, file, link)
                 report.add(Problem(where, line, f"link is not https: {link!r}", sample))
+
+
+def _language_gaps(step: str, variants: list[str]) -> list[Problem]:
+    """A product override beats a locale override: a `pt` customer buying that product gets
+    the product's default language unless `sku/<SKU>/locale/pt` exists too."""
+    split = [_split(v) for v in variants]
+    locales = sorted({loc for _, sku, loc in split if loc and not sku})
+    skus = sorted({sku for _, sku, loc in split if sku and not loc})
+    return [
+        Problem(f"{step}/sku/{sku}", None, f"no locale/{loc} here: {loc} customers buying {sku} "
+                f"get this product override, not {step}/locale/{loc}")
+        for sku in skus for loc in locales if f"{step}/sku/{sku}/locale/{loc}" not in variants
+    ]
 
 
 def _split(variant: str) -> tuple[str, str | None, str | None]:
