@@ -77,7 +77,7 @@ def html_links(html: str) -> list[str]:
 
 
 def text_links(text: str) -> list[str]:
-    return [match.group(0) for match in TEXT_URL.finditer(text)]
+    return [match.group(0).rstrip(".,;:!?") for match in TEXT_URL.finditer(text)]
 
 
 def is_safe_link(link: str) -> bool:
