@@ -1,0 +1,96 @@
+"""docker-compose.yml is the production stack: it must be valid for Debian's docker-compose,
+refuse to start without its secrets, and agree with the code (settings, search attributes)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from settings import Settings
+from workflows import search
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE = ROOT / "docker-compose.yml"
+REQUIRED = {"POSTGRES_PASSWORD": "ci", "LOYALLOOP_SHOP_KEYS": "ci:ci-key",
+            "LOYALLOOP_LINK_SECRET": "ci"}
+LONG_RUNNING = ("postgresql", "temporal", "temporal-ui", "worker", "api")
+
+
+def compose_config(**env: str) -> subprocess.CompletedProcess[str]:
+    if shutil.which("docker-compose") is None:
+        pytest.skip("docker-compose is not installed (Debian: apt-get install docker-compose)")
+    clean = {k: v for k, v in os.environ.items() if k not in REQUIRED}
+    return subprocess.run(
+        ["docker-compose", "-f", str(COMPOSE), "config"], cwd=ROOT, env={**clean, **env},
+        capture_output=True, text=True, timeout=60,
+    )
+
+
+@pytest.fixture(scope="module")
+def services() -> dict[str, Any]:
+    done = compose_config(**REQUIRED)
+    assert done.returncode == 0, done.stderr
+    return yaml.safe_load(done.stdout)["services"]
+
+
+def test_compose_file_is_valid(services: dict[str, Any]) -> None:
+    assert set(services) == {"postgresql", "temporal", "temporal-admin", "temporal-ui",
+                             "migrate", "worker", "api"}
+
+
+@pytest.mark.parametrize("secret", sorted(REQUIRED))
+def test_refuses_to_start_without_a_secret(secret: str) -> None:
+    done = compose_config(**{k: v for k, v in REQUIRED.items() if k != secret})
+    assert done.returncode != 0
+    assert f"set {secret}" in done.stderr
+
+
+def test_secrets_come_from_the_environment() -> None:
+    text = COMPOSE.read_text()
+    for name in ("SENDGRID_API_KEY", *REQUIRED):
+        assert f"${{{name}" in text, name
+    assert "SG." not in text
+
+
+@pytest.mark.parametrize("name", LONG_RUNNING)
+def test_long_running_services_have_health_checks_and_restart(services: dict[str, Any],
+                                                              name: str) -> None:
+    assert services[name]["healthcheck"]["test"], name
+    assert services[name]["restart"] in ("always", "unless-stopped"), name
+
+
+def test_workers_run_replicated(services: dict[str, Any]) -> None:
+    assert int(services["worker"]["deploy"]["replicas"]) >= 2
+    assert "ports" not in services["worker"], "fixed host ports would clash between replicas"
+
+
+def test_temporal_runs_on_the_postgresql_service(services: dict[str, Any]) -> None:
+    env = services["temporal"]["environment"]
+    assert services["temporal"]["image"].startswith("temporalio/auto-setup:")
+    assert env["DB"] == "postgres12" and env["POSTGRES_SEEDS"] == "postgresql"
+    assert services["temporal"]["depends_on"]["postgresql"]["condition"] == "service_healthy"
+
+
+def test_admin_job_registers_every_search_attribute_the_workflow_sets(
+    services: dict[str, Any],
+) -> None:
+    script = " ".join(services["temporal-admin"]["command"])
+    registered = set(re.search(r"for name in ([\w ]+?);", script).group(1).split())  # type: ignore[union-attr]
+    assert registered == {key.name for key in search.ALL}
+    assert "--type Keyword" in script
+
+
+def test_app_services_only_set_variables_settings_reads(services: dict[str, Any]) -> None:
+    known = {(field.validation_alias or name).upper()  # type: ignore[union-attr]
+             for name, field in Settings.model_fields.items()}
+    for name in ("migrate", "worker", "api"):
+        unknown = set(services[name]["environment"]) - known
+        assert not unknown, f"{name} sets {unknown}, which settings.py does not read"
+    assert services["api"]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
