@@ -70,7 +70,7 @@ class SupportActions:
             audit.record, self.sessions, actor, "cancel", shop_id, order_id=order_id,
             customer_id=customer_id, key=f"cancel:{workflow_id}",
         )
-        await self._signal(entry.id, workflow_id, "cancel", PurchaseLifecycle.cancel)
+        await self._signal(entry, workflow_id, "cancel", PurchaseLifecycle.cancel)
         return ActionResult(entry.id, workflow_id, not entry.created, entry.detail)
 
     async def resend(self, shop_id: str, order_id: str, step: str, actor: Actor) -> ActionResult:
@@ -89,7 +89,7 @@ class SupportActions:
         )
         key = f"resend:{entry.id}"
         await asyncio.to_thread(audit.note, self.sessions, entry.id, idempotency_key=key)
-        await self._signal(entry.id, workflow_id, "resend", PurchaseLifecycle.resend,
+        await self._signal(entry, workflow_id, "resend", PurchaseLifecycle.resend,
                            ResendRequest(step, key))
         return ActionResult(entry.id, workflow_id, False, {"step": step, "idempotency_key": key})
 
@@ -123,7 +123,10 @@ class SupportActions:
                 f"{action} needs a running lifecycle, nothing was done",
             )
 
-    async def _signal(self, entry_id: int, workflow_id: str, action: str, signal, *args) -> None:  # type: ignore[no-untyped-def]
+    async def _signal(self, entry: audit.Recorded, workflow_id: str, action: str, signal,  # type: ignore[no-untyped-def]
+                      *args) -> None:
+        """Deliver the action and note the outcome on its audit entry (a repeated command
+        re-delivers, which the lifecycle ignores, and leaves the first entry as it was)."""
         try:
             await self.client.get_workflow_handle(workflow_id).signal(
                 signal, *args, rpc_timeout=RPC_TIMEOUT
@@ -131,11 +134,13 @@ class SupportActions:
         except RPCError as error:
             closed = error.status == RPCStatusCode.NOT_FOUND
             outcome = "lifecycle closed first" if closed else f"signal failed: {error.message}"
-            await asyncio.to_thread(audit.note, self.sessions, entry_id, outcome=outcome)
+            if entry.created:
+                await asyncio.to_thread(audit.note, self.sessions, entry.id, outcome=outcome)
             raise ActionRefused(
                 "order", f"{action} of {workflow_id} not delivered: {outcome}"
             ) from error
-        await asyncio.to_thread(audit.note, self.sessions, entry_id, outcome="signalled")
+        if entry.created:
+            await asyncio.to_thread(audit.note, self.sessions, entry.id, outcome="signalled")
 
 
 async def lifecycle_status(client: Client, workflow_id: str) -> WorkflowExecutionStatus | None:
