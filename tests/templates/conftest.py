@@ -38,3 +38,9 @@ def loyalloop(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Callable[..., 
 
     return run
 
+
+
+@pytest.fixture
+def templates_dir(templates_copy: Path) -> Path:
+    """The `kit` fixture's workers render from this test's own copy, which it may edit."""
+    return templates_copy
