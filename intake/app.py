@@ -1,0 +1,186 @@
+"""The shop-facing HTTP intake: purchases, refunds, unsubscribes, a lifecycle's timeline and the
+Shopify `orders/create` webhook.
+
+Bodies are read raw and validated by the event schemas, so every refusal has the same JSON shape
+and names the field; an event is validated and its shop checked before anything is written.
+Infrastructure trouble (Temporal or the database down) answers 503, so the shop retries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterable
+from typing import Any, TypeVar
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ValidationError
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+from starlette.exceptions import HTTPException
+from starlette.responses import JSONResponse
+from temporalio.service import RPCError
+
+from intake.auth import ShopKeys, require_shop, verify_shopify
+from intake.errors import EventRejected
+from intake.limits import BodyLimit
+from intake.responses import error_body, error_response
+from intake.schemas import PurchaseEvent, RefundEvent, UnsubscribeEvent, describe_errors
+from intake.service import LifecycleService
+from intake.shopify import purchase_from_order
+from settings import Settings
+
+Event = TypeVar("Event", bound=BaseModel)
+SHOPIFY_TOPIC = "orders/create"
+
+
+def create_app(
+    settings: Settings, service: LifecycleService, extra_routers: Iterable[APIRouter] = ()
+) -> FastAPI:
+    keys = ShopKeys(settings.shop_key_map())
+    shopify_secrets = settings.shopify_secret_map()
+    app = FastAPI(title="Loyalloop intake", version="1", redoc_url=None)
+    app.add_middleware(BodyLimit)
+    _error_handlers(app)
+
+    @app.post("/v1/purchases", openapi_extra=_body(PurchaseEvent))
+    async def purchases(request: Request) -> JSONResponse:
+        shop = keys.shop_for(request.headers.get("authorization"))
+        event = parse(PurchaseEvent, await request.body())
+        require_shop(shop, event.shop_id)
+        return await _accept(service, event)
+
+    @app.post("/v1/refunds", openapi_extra=_body(RefundEvent))
+    async def refunds(request: Request) -> JSONResponse:
+        shop = keys.shop_for(request.headers.get("authorization"))
+        event = parse(RefundEvent, await request.body())
+        require_shop(shop, event.shop_id)
+        result = await service.accept_refund(event)
+        return JSONResponse(
+            {"workflow_id": result["workflow_id"], "refund_id": result["refund_id"]},
+            202 if result["created"] else 200,
+        )
+
+    @app.post("/v1/unsubscribes", openapi_extra=_body(UnsubscribeEvent))
+    async def unsubscribes(request: Request) -> JSONResponse:
+        shop = keys.shop_for(request.headers.get("authorization"))
+        event = parse(UnsubscribeEvent, await request.body())
+        require_shop(shop, event.shop_id)
+        return JSONResponse(await service.accept_unsubscribe(event))
+
+    @app.get("/v1/lifecycles/{shop_id}/{order_id}")
+    async def lifecycle(shop_id: str, order_id: str, request: Request) -> JSONResponse:
+        require_shop(keys.shop_for(request.headers.get("authorization")), shop_id)
+        timeline = await service.lifecycle(shop_id, order_id)
+        if timeline is None:
+            raise EventRejected(404, "order_id", f"no purchase {order_id!r} for this shop")
+        return JSONResponse(jsonable_encoder(timeline))
+
+    @app.post("/webhooks/shopify/{shop_id}/orders-create")
+    async def shopify_order(shop_id: str, request: Request) -> JSONResponse:
+        secret = shopify_secrets.get(shop_id)
+        if secret is None:
+            raise EventRejected(404, "shop_id", "no Shopify secret is configured for this shop")
+        body = await request.body()
+        verify_shopify(secret, body, request.headers.get("x-shopify-hmac-sha256"))
+        topic = request.headers.get("x-shopify-topic")
+        if topic is not None and topic != SHOPIFY_TOPIC:
+            raise EventRejected(422, "X-Shopify-Topic", f"must be {SHOPIFY_TOPIC!r} here")
+        event = purchase_from_order(shop_id, parse_json(body))
+        if event is None:
+            return JSONResponse({"workflow_id": None, "skipped": "the order has no customer"})
+        return await _accept(service, event)
+
+    @app.get("/healthz")
+    async def healthz() -> JSONResponse:
+        problems = await _health(service)
+        status = "unavailable" if problems else "ok"
+        return JSONResponse({"status": status, "problems": problems}, 503 if problems else 200)
+
+    for router in extra_routers:
+        app.include_router(router)
+    return app
+
+
+async def _accept(service: LifecycleService, event: PurchaseEvent) -> JSONResponse:
+    workflow_id, created = await service.accept_purchase(event)
+    return JSONResponse({"workflow_id": workflow_id}, 202 if created else 200)
+
+
+def parse(model: type[Event], body: bytes) -> Event:
+    try:
+        return model.model_validate_json(body)
+    except ValidationError as error:
+        invalid_json = [e for e in error.errors(include_url=False) if e["type"] == "json_invalid"]
+        if invalid_json:
+            problem = f"is not valid JSON: {invalid_json[0]['msg']}"
+            raise EventRejected(400, "body", problem) from None
+        raise EventRejected.invalid(describe_errors(error)) from None
+
+
+def parse_json(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError) as error:
+        problem = error.args[0] if isinstance(error, ValueError) else "nested too deeply"
+        raise EventRejected(400, "body", f"is not valid JSON: {problem}") from None
+
+
+async def _health(service: LifecycleService) -> list[dict[str, str]]:
+    def database() -> None:
+        with service.sessions() as session:
+            session.execute(text("SELECT 1"))
+
+    problems = []
+    try:
+        await asyncio.to_thread(database)
+    except DBAPIError as error:
+        problems.append({"field": "database", "problem": str(error.orig)[:200]})
+    try:
+        await service.client.service_client.check_health(timeout=_seconds(2))
+    except (RPCError, RuntimeError) as error:
+        problems.append({"field": "temporal", "problem": str(error)[:200]})
+    return problems
+
+
+def _seconds(value: float):  # type: ignore[no-untyped-def]
+    from datetime import timedelta
+
+    return timedelta(seconds=value)
+
+
+def _body(model: type[BaseModel]) -> dict[str, Any]:
+    """The event schema in the OpenAPI document, since the body is read raw."""
+    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+def _error_handlers(app: FastAPI) -> None:
+    async def rejected(_: Request, error: Exception) -> JSONResponse:
+        assert isinstance(error, EventRejected)
+        return error_response(error)
+
+    async def request_invalid(_: Request, error: Exception) -> JSONResponse:
+        assert isinstance(error, RequestValidationError)
+        problems = [{"field": ".".join(str(p) for p in e["loc"]), "problem": e["msg"]}
+                    for e in error.errors()]
+        return JSONResponse(error_body(422, problems), 422)
+
+    async def http_error(_: Request, error: Exception) -> JSONResponse:
+        assert isinstance(error, HTTPException)
+        field = "path" if error.status_code in (404, 405) else "body"
+        body = error_body(error.status_code, [{"field": field, "problem": str(error.detail)}])
+        return JSONResponse(body, error.status_code, headers=error.headers)
+
+    async def unavailable(_: Request, error: Exception) -> JSONResponse:
+        problem = "Temporal" if isinstance(error, RPCError) else "the database"
+        body = error_body(503, [{"field": "service", "problem": f"{problem} is not answering"}])
+        return JSONResponse(body, 503, headers={"Retry-After": "5"})
+
+    app.add_exception_handler(EventRejected, rejected)
+    app.add_exception_handler(RequestValidationError, request_invalid)
+    app.add_exception_handler(HTTPException, http_error)
+    app.add_exception_handler(RPCError, unavailable)
+    app.add_exception_handler(DBAPIError, unavailable)

@@ -1,0 +1,60 @@
+"""The body limit, enforced before anything is parsed: by the declared Content-Length, and by
+counting the streamed body for senders that declare none (or declare less than they send)."""
+
+from __future__ import annotations
+
+import json
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from intake.errors import EventRejected
+from intake.responses import error_body
+
+MAX_BODY_BYTES = 256 * 1024
+
+
+def too_large(limit: int) -> EventRejected:
+    return EventRejected(413, "body", f"is larger than {limit // 1024} KiB")
+
+
+class BodyLimit:
+    def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None:
+            if not declared.isdigit():
+                bad = EventRejected(400, "Content-Length", "is not a number of bytes")
+                await _refuse(send, bad)
+                return
+            if int(declared) > self.limit:
+                await _refuse(send, too_large(self.limit))
+                return
+        received = 0
+
+        async def counted() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    raise too_large(self.limit)
+            return message
+
+        await self.app(scope, counted, send)
+
+
+async def _refuse(send: Send, error: EventRejected) -> None:
+    body = json.dumps(error_body(error.status, error.problems)).encode()
+    await send({
+        "type": "http.response.start",
+        "status": error.status,
+        "headers": [(b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()), (b"connection", b"close")],
+    })
+    await send({"type": "http.response.body", "body": body})
