@@ -136,9 +136,11 @@ def render_capped(template: Template, context: dict[str, Any]) -> str:
     chunks: list[str] = []
     size = 0
     with render_budget():
-        for chunk in template.generate(context):
+        for count, chunk in enumerate(template.generate(context)):
             size += len(chunk)
-            _check_size(size)
-            _check_time()
+            if size > MAX_OUTPUT_CHARS:
+                _check_size(size)
+            if count % 256 == 255:
+                _check_time()
             chunks.append(chunk)
     return "".join(chunks)
