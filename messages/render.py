@@ -123,6 +123,7 @@ class TemplateRenderer:
         return self.render_variant(self.choose(step, locale, skus), context)
 
     def render_variant(self, name: str, context: dict[str, Any]) -> Rendered:
+        context = _product_of_override(name, context)
         sources = []
         for part in PARTS:
             path = self.root / name / part
@@ -175,6 +176,16 @@ class TemplateRenderer:
                 digest.update(path.relative_to(self.root).as_posix().encode())
                 digest.update(hashlib.sha256(path.read_bytes()).digest())
         return digest.hexdigest()
+
+
+def _product_of_override(name: str, context: dict[str, Any]) -> dict[str, Any]:
+    """In a product's override (`day_1/sku/KETTLE-1`), `product` is that product, wherever it
+    sits in the order; elsewhere it stays the order's first item."""
+    parts = name.split("/")
+    if len(parts) < 3 or parts[1] != "sku":
+        return context
+    item = next((i for i in context.get("items") or () if i.get("sku") == parts[2]), None)
+    return {**context, "product": item} if item is not None else context
 
 
 def _where(error: TemplateError, fallback: str) -> tuple[str, int | None]:

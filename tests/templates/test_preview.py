@@ -140,6 +140,16 @@ def test_query_picks_the_override(http: TestClient):
     assert chosen(sample="bia-pt-br-friend-referral") == "day_1/locale/pt"
 
 
+def test_product_override_speaks_of_its_own_product(http: TestClient):
+    """João bought a grinder and a kettle, in that order: the kettle's override links the
+    kettle, not the order's first product."""
+    response = http.get("/templates/day_1/preview",
+                        params={"sample": "joao-pt-two-products", "format": "json"})
+    assert response.json()["template_name"] == "day_1/sku/KETTLE-1"
+    assert ('<a href="https://acme.example/products/pour-over-kettle">More about your kettle</a>'
+            in response.json()["html"])
+
+
 def test_posted_purchase_is_previewed(http: TestClient):
     response = http.post("/templates/referral_prompt/preview", json=PURCHASE,
                          params={"format": "json"})
