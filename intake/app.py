@@ -34,6 +34,7 @@ from settings import Settings
 
 Event = TypeVar("Event", bound=BaseModel)
 SHOPIFY_TOPIC = "orders/create"
+TEMPORAL_UNREACHABLE = "Failed client connect"  # how a lazy client reports a server it cannot reach
 
 
 def create_app(
@@ -175,7 +176,9 @@ def _error_handlers(app: FastAPI) -> None:
         return JSONResponse(body, error.status_code, headers=error.headers)
 
     async def unavailable(_: Request, error: Exception) -> JSONResponse:
-        problem = "Temporal" if isinstance(error, RPCError) else "the database"
+        if isinstance(error, RuntimeError) and not str(error).startswith(TEMPORAL_UNREACHABLE):
+            raise error
+        problem = "the database" if isinstance(error, DBAPIError) else "Temporal"
         body = error_body(503, [{"field": "service", "problem": f"{problem} is not answering"}])
         return JSONResponse(body, 503, headers={"Retry-After": "5"})
 
@@ -184,3 +187,4 @@ def _error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(HTTPException, http_error)
     app.add_exception_handler(RPCError, unavailable)
     app.add_exception_handler(DBAPIError, unavailable)
+    app.add_exception_handler(RuntimeError, unavailable)

@@ -1,0 +1,78 @@
+"""Nothing lost: a purchase stored but not started (Temporal down, or the intake killed between
+the two) is completed by the shop's retry; concurrent duplicates start one lifecycle."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+from sqlalchemy import select
+from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
+
+from database.models import Purchase
+from intake.service import LifecycleService
+from tests.intake.conftest import Intake, assert_refusal, make_intake_app
+
+
+def started_at(intake: Intake, order_id: str):  # type: ignore[no-untyped-def]
+    with intake.kit.sessions() as session:
+        return session.scalars(
+            select(Purchase.lifecycle_started_at).where(
+                Purchase.shop_id == intake.shop_id, Purchase.order_id == order_id
+            )
+        ).all()
+
+
+async def test_temporal_down_after_the_store_then_the_retry_completes_it(intake: Intake):
+    unreachable = await Client.connect("127.0.0.1:1", lazy=True)
+    settings = intake.kit.settings
+    service = LifecycleService(
+        intake.kit.sessions, unreachable, task_queue=settings.lifecycle_task_queue,
+        email_task_queue=settings.email_task_queue, rules=intake.kit.rules,
+    )
+    app = make_intake_app(intake.kit, service, shop_keys=f"{intake.shop_id}:{intake.key}")
+    event = intake.purchase("7001", placed_at=(await intake.kit.now()).isoformat())
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://intake") as down:
+        refused = await down.post("/v1/purchases", json=event, headers=intake.auth)
+    assert_refusal(refused, 503)
+    assert refused.headers["Retry-After"]
+    assert started_at(intake, "7001") == [None]  # stored, not started
+    handle = intake.kit.handle(f"purchase-{intake.shop_id}-7001")
+    with pytest.raises(RPCError) as missing:
+        await handle.describe()
+    assert missing.value.status == RPCStatusCode.NOT_FOUND
+
+    retried = await intake.post("/v1/purchases", event)
+    assert retried.status_code == 202, retried.text
+    [started] = started_at(intake, "7001")
+    assert started is not None
+    summary = await handle.result()
+    assert summary.emails_sent >= 3
+
+
+async def test_killed_between_store_and_start_then_the_retry_completes_it(intake: Intake):
+    event = intake.purchase("7002")
+    await asyncio.to_thread(intake.kit.service._store_purchase, intake.kit.purchase("7002"))
+    assert started_at(intake, "7002") == [None]
+
+    retried = await intake.post("/v1/purchases", event)
+    assert retried.status_code == 202
+    assert started_at(intake, "7002") != [None]
+    await intake.kit.client.get_workflow_handle(retried.json()["workflow_id"]).describe()
+
+
+async def test_concurrent_duplicates_start_one_lifecycle(intake: Intake):
+    event = intake.purchase("7003")
+    responses = await asyncio.gather(*(intake.post("/v1/purchases", event) for _ in range(8)))
+    assert sorted(r.status_code for r in responses) == [200] * 7 + [202]
+    assert len({r.json()["workflow_id"] for r in responses}) == 1
+    assert len(started_at(intake, "7003")) == 1
+
+
+async def test_concurrent_first_purchases_of_one_customer_are_all_kept(intake: Intake):
+    events = [intake.purchase(f"7004-{n}") for n in range(6)]
+    responses = await asyncio.gather(*(intake.post("/v1/purchases", e) for e in events))
+    assert [r.status_code for r in responses] == [202] * 6
