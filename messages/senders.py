@@ -8,6 +8,7 @@ the email as failed for a person to act on (SendGrid refused the request itself)
 from __future__ import annotations
 
 import http.client
+import logging
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -27,6 +28,18 @@ SENDGRID_HOST = "https://api.sendgrid.com"
 MAX_CATEGORIES = 10
 MAX_CATEGORY_LENGTH = 255
 ERROR_BODY_LIMIT = 1000
+
+
+class _NoSecretsInLogs(logging.Filter):
+    """The official client logs the request headers (`Authorization: Bearer <API key>`) and
+    the whole message (the customer's address and name) at DEBUG: drop those records whatever
+    level an operator turns logging up to."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(("HEADERS:", "PAYLOAD:"))
+
+
+logging.getLogger("python_http_client.client").addFilter(_NoSecretsInLogs())
 
 
 @dataclass(frozen=True)
