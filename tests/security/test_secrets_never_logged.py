@@ -1,5 +1,6 @@
-"""The SendGrid API key (and the customer's address) never reaches a log, even with every logger at DEBUG: a whole lifecycle
-is sent through the real SendGrid sender (to a local stand-in) while logs and output are read."""
+"""The SendGrid API key (and the customer's address) never reaches a log, even with every
+logger at DEBUG: a whole lifecycle is sent through the real SendGrid sender (to a local
+stand-in) while logs and output are read."""
 
 from __future__ import annotations
 
