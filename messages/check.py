@@ -40,9 +40,10 @@ class Problem:
     line: int | None
     message: str
     sample: str | None = None
+    setting: bool = False  # `file` names a setting, not a file under the templates folder
 
     def where(self, root: Path | None = None) -> str:
-        path = (root / self.file).as_posix() if root else self.file
+        path = (root / self.file).as_posix() if root and not self.setting else self.file
         return f"{path}:{self.line}" if self.line else path
 
 
@@ -183,7 +184,11 @@ def _render_and_inspect(
     for file, links in ((html_file, html_links(rendered.html)),
                         (text_file, text_links(rendered.text))):
         for link in links:
-            if not is_safe_link(link):
+            if link == context["unsubscribe_url"] and not is_safe_link(link):
+                public = link.split("/u/", 1)[0]
+                report.add(Problem("LOYALLOOP_PUBLIC_URL", None, f"{public!r} is not https: "
+                                   "unsubscribe links would not be either", setting=True))
+            elif not is_safe_link(link):
                 where, line = _locate(renderer, file, link)
                 report.add(Problem(where, line, f"link is not https: {link!r}", sample))
 

@@ -166,6 +166,15 @@ def test_templates_dir_from_the_environment(
     assert "templates/day_7/body.txt:2: UndefinedError: 'nobody' is undefined" in result.output
 
 
+def test_public_url_must_be_https(
+    loyalloop: Loyalloop, templates_copy: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("LOYALLOOP_PUBLIC_URL", "http://localhost:8000")
+    output = _fails(loyalloop, templates_copy, "\nLOYALLOOP_PUBLIC_URL: 'http://localhost:8000' "
+                    "is not https: unsubscribe links would not be either\n")
+    assert output.count("LOYALLOOP_PUBLIC_URL") == 1
+
+
 def test_missing_templates_folder(loyalloop: Loyalloop, tmp_path: Path):
     result = loyalloop("templates", "check", "--dir", str(tmp_path / "nowhere"))
     assert result.exit_code == 1
