@@ -37,6 +37,10 @@ def print_timeline(record: dict[str, Any]) -> None:
             click.echo(f"  waiting on the send of {life['waiting_on']}")
     if record.get("closed_at"):
         click.echo(f"  closed {record['closed_at']}")
+    if summary := record.get("summary"):
+        click.echo(f"  ended {summary['stage']}: {summary['emails_sent']} email(s) sent, skipped "
+                   f"{summary['emails_skipped'] or 'none'}, failed {summary['emails_failed']}, "
+                   f"credits {summary['credits'] or 'none'}")
     for pending in record.get("pending_activities", []):
         click.echo(f"  retrying {pending['activity']} (attempt {pending['attempt']}): "
                    f"{pending['last_failure']}")

@@ -203,7 +203,7 @@ def _steps(record: dict[str, Any]) -> list[dict[str, Any]]:
         email = emails.get(step) or {}
         steps.append({"step": step, "outcome": outcome,
                       "at": email.get("sent_at") or email.get("decided_at")})
-    return steps
+    return sorted(steps, key=lambda s: (s["at"] is None, s["at"] or ""))
 
 
 def _unsubscribes(record: dict[str, Any]) -> list[dict[str, Any]]:
