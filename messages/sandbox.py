@@ -3,20 +3,21 @@
 Jinja's immutable sandbox already refuses Python internals (`''.__class__`, `__globals__`) and
 mutation of the context. On top of it, a template may not make more than `MAX_OUTPUT_CHARS` of
 text, nor build a string or list that large on the way (`'x' * 10**9`, `'x'|center(10**9)`), nor
-loop for longer than `MAX_RENDER_SECONDS`: such a mistake fails one send, which retries and
-shows the problem, instead of stalling or exhausting the worker that sends everyone's email.
+run longer than `MAX_RENDER_SECONDS` (every loop, call and operator checks the clock). Such a
+mistake fails one send, which retries and shows the problem, instead of stalling or exhausting
+the worker that sends everyone's email.
 """
 
 from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
-from jinja2 import BaseLoader, StrictUndefined, Template
+from jinja2 import BaseLoader, StrictUndefined, Template, nodes
 from jinja2.filters import do_center, do_format, do_indent
 from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError, safe_range
@@ -29,6 +30,7 @@ _PERCENT_SPEC = re.compile(r"%[#0 +\-]*(\d*)(?:\.(\d+))?")
 _BRACE_SPEC = re.compile(r"\{[^{}]*:([^{}]*)\}")
 _PAD_METHODS = {"center", "ljust", "rjust", "zfill", "expandtabs"}
 _FORMAT_METHODS = {"format", "format_map"}
+LOOP_GUARD = "loyalloop_timed_loop"
 _deadline: ContextVar[float | None] = ContextVar("render_deadline", default=None)
 
 
@@ -67,6 +69,13 @@ def _range(*args: int) -> Iterator[int]:
         yield number
 
 
+def _timed(items: Iterable[Any]) -> Iterator[Any]:
+    """Every `{% for %}` runs over this, so nested loops over long values stop on time."""
+    for item in items:
+        _check_time()
+        yield item
+
+
 def _center(value: str, width: int = 80) -> str:
     _check_widths(width)
     return do_center(value, width)
@@ -89,8 +98,15 @@ class MessageSandbox(ImmutableSandboxedEnvironment):
     def __init__(self, loader: BaseLoader, *, autoescape: bool) -> None:
         super().__init__(loader=loader, autoescape=autoescape, undefined=StrictUndefined,
                          auto_reload=True, keep_trailing_newline=False)
-        self.globals["range"] = _range
+        self.globals.update({"range": _range, LOOP_GUARD: _timed})
         self.filters.update(center=_center, indent=_indent, format=_format)
+
+    def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
+        tree = super()._parse(source, name, filename)
+        for loop in tree.find_all(nodes.For):
+            loop.iter = nodes.Call(nodes.Name(LOOP_GUARD, "load", lineno=loop.lineno),
+                                   [loop.iter], [], None, None, lineno=loop.lineno)
+        return tree
 
     def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
         _check_time()

@@ -46,6 +46,7 @@ TOO_BIG = [
     "{{ 99 ** 64 ** 64 ** 64 }}",
     "{% for i in range(100000) %}{{ 'x' * 100 }}{% endfor %}",
     "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
+    "{% set s = 'x' * 200000 %}{% for a in s %}{% for b in s %}{% endfor %}{% endfor %}",
 ]
 
 
@@ -98,9 +99,12 @@ def test_ordinary_formatting_is_not_mistaken_for_abuse(
         renderer, templates_copy,
         "{{ '{:,}'.format(1234567) }} {{ '%.2f' % 3.14159 }} {{ '%05d'|format(42) }} "
         "{{ 'Call 1234567890 %s' % 'now' }} {{ 2 ** 10 }} {{ 'ab' * 3 }} "
-        "{% for i in range(3) %}{{ i }}{% endfor %} {{ 'x'|center(9) }}|",
+        "{% for i in range(3) %}{{ i }}{% endfor %} {{ 'x'|center(9) }}|"
+        "{% for i in items if i.tips %}{{ loop.index }}/{{ loop.length }}{{ '.' if loop.last }}"
+        "{% else %}none{% endfor %}|{% for i in [] %}x{% else %}none{% endfor %}",
     )
-    assert html == "1,234,567 3.14 00042 Call 1234567890 now 1024 ababab 012     x    |"
+    assert html == ("1,234,567 3.14 00042 Call 1234567890 now 1024 ababab 012     x    |"
+                    "1/1.|none")
 
 
 def test_html_is_autoescaped_and_text_is_not(renderer: TemplateRenderer, templates_copy: Path):
