@@ -18,7 +18,14 @@ from urllib.parse import urlsplit
 from pydantic import ValidationError
 
 from intake.schemas import PurchaseEvent
-from messages.render import PARTS, SHARED, Rendered, TemplateProblem, TemplateRenderer
+from messages.render import (
+    DATA_FILES,
+    PARTS,
+    SHARED,
+    Rendered,
+    TemplateProblem,
+    TemplateRenderer,
+)
 from messages.samples import (
     SAMPLES,
     LinkSigning,
@@ -31,7 +38,6 @@ SAFE_SCHEMES = ("https", "mailto", "tel")
 LINK_ATTRIBUTES = {"href", "src", "action", "background", "poster"}
 TEXT_URL = re.compile(r"\b([a-zA-Z][a-zA-Z0-9+.-]*)://[^\s<>\"')\]]+")
 VARIANT = re.compile(r"^[^/]+(/sku/[^/]+)?(/locale/[^/]+)?$")
-DATA_FILES = ("products.json", "shops.json")
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ from messages.sandbox import MessageSandbox, RenderLimit, render_capped
 
 PARTS = ("subject.txt", "body.html", "body.txt")
 SHARED = "_shared"
+DATA_FILES = ("shops.json", "products.json")
 MAX_SUBJECT_CHARS = 300
 
 
@@ -165,16 +166,18 @@ class TemplateRenderer:
         return file, line
 
     def _hash(self, sources: list[bytes]) -> str:
-        """Hash of the variant's parts and every shared partial, so support can tell exactly
-        which version of the words a customer got."""
+        """Hash of the variant's parts, every shared partial and the shop and product data
+        (tips, addresses), so support can tell exactly which version of the words a customer
+        got."""
         digest = hashlib.sha256()
         for source in sources:
             digest.update(hashlib.sha256(source).digest())
         shared = self.root / SHARED
-        if shared.is_dir():
-            for path in sorted(p for p in shared.rglob("*") if p.is_file()):
-                digest.update(path.relative_to(self.root).as_posix().encode())
-                digest.update(hashlib.sha256(path.read_bytes()).digest())
+        files = sorted(p for p in shared.rglob("*") if p.is_file()) if shared.is_dir() else []
+        files += [self.root / name for name in DATA_FILES if (self.root / name).is_file()]
+        for path in files:
+            digest.update(path.relative_to(self.root).as_posix().encode())
+            digest.update(hashlib.sha256(path.read_bytes()).digest())
         return digest.hexdigest()
 
 

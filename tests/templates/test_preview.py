@@ -150,6 +150,28 @@ def test_product_override_speaks_of_its_own_product(http: TestClient):
             in response.json()["html"])
 
 
+def test_version_changes_with_any_words_the_customer_gets(http: TestClient, templates_copy: Path):
+    """The version (template hash) covers the parts, the shared partials and the product and
+    shop data, and nothing else."""
+    def version() -> str:
+        response = http.get("/templates/day_21/preview", params={"format": "json"})
+        return str(response.json()["template_hash"])
+
+    versions = [version()]
+    edit(templates_copy, "day_7/subject.txt", "Another step's subject")
+    versions.append(version())
+    for name, old, new in [
+        ("day_21/body.txt", "Three weeks", "Three whole weeks"),
+        ("_shared/footer.html", "from these emails", "from all our emails"),
+        ("products.json", "A burr grinder", "A good burr grinder"),
+        ("shops.json", "Rua do Café 12", "Rua do Café 14"),
+    ]:
+        replace(templates_copy, name, old, new)
+        versions.append(version())
+    assert versions[0] == versions[1]
+    assert len(set(versions[1:])) == 5
+
+
 def test_posted_purchase_is_previewed(http: TestClient):
     response = http.post("/templates/referral_prompt/preview", json=PURCHASE,
                          params={"format": "json"})
