@@ -97,6 +97,7 @@ def inspect(shop: str, order: str, as_json: bool) -> None:
     record = run(go)
     if record is None:
         fail(f"order: no purchase {order} for shop {shop}", 1)
+        return
     if as_json:
         click.echo(json.dumps(record, indent=2, default=str))
     else:

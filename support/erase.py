@@ -58,8 +58,10 @@ def erase_customer(
         customer.marketing_consent = False
         customer.unsubscribed_at = customer.unsubscribed_at or now
         customer.erased_at = now
-        outbox = _blank_outbox(session, shop_id, customer_id)
+        # Re-keying the email rows first waits for a send committing right now, so the outbox
+        # statement after it sees that send's copy too.
         emails = _rekey(session, EmailSend, shop_id, customer_id, anon, subject=None)
+        outbox = _blank_outbox(session, shop_id, anon)
         ledger = _rekey(session, Credit, shop_id, customer_id, anon)
         _rekey(session, AuditEntry, shop_id, customer_id, anon)
         entry = AuditEntry(
@@ -81,7 +83,7 @@ def _blank_outbox(session: Session, shop_id: str, customer_id: str) -> int:
         .where(OutboxMessage.email_send_id.in_(sends))
         .values(to_email=None, html=None, text=None, subject="")
     )
-    return result.rowcount or 0
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
 def _rekey(session: Session, model, shop_id: str, customer_id: str, anon: str, **blank) -> int:  # type: ignore[no-untyped-def]
@@ -91,4 +93,4 @@ def _rekey(session: Session, model, shop_id: str, customer_id: str, anon: str, *
         .values(customer_id=anon, **blank)
         .execution_options(synchronize_session=False)
     )
-    return result.rowcount or 0
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]

@@ -63,7 +63,7 @@ class Criteria:
         return query
 
 
-def _matching(criteria: Criteria) -> Select[tuple[Purchase]]:
+def _matching(criteria: Criteria) -> Select[Purchase]:
     query = select(Purchase).join(Customer, Purchase.customer_pk == Customer.id)
     if criteria.customer:
         query = query.where(Customer.customer_id == criteria.customer)
