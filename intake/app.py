@@ -42,7 +42,7 @@ def create_app(
 ) -> FastAPI:
     keys = ShopKeys(settings.shop_key_map())
     shopify_secrets = settings.shopify_secret_map()
-    app = FastAPI(title="Loyalloop intake", version="1", redoc_url=None)
+    app = FastAPI(title="Loyalloop intake", version="1", redoc_url=None, redirect_slashes=False)
     app.add_middleware(BodyLimit)
     _error_handlers(app)
 

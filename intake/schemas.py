@@ -30,7 +30,7 @@ LOCALE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")
 
 def _money(value: Any) -> Decimal:
     """Money is a decimal string (or an integer); floats are refused, they are not exact."""
-    if isinstance(value, bool) or isinstance(value, float):
+    if isinstance(value, bool | float):
         raise ValueError("must be a decimal string such as \"49.00\", not a float")
     if not isinstance(value, (str, int, Decimal)):
         raise ValueError("must be a decimal string such as \"49.00\"")

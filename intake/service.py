@@ -9,6 +9,7 @@ lifecycles with signal-with-start, so a signal can never miss a lifecycle that i
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -49,6 +50,7 @@ class StoredPurchase:
     customer_id: str
     started: bool
     routed: bool
+    new: bool = False
 
 
 @dataclass(frozen=True)
@@ -76,7 +78,8 @@ class LifecycleService:
     # Purchases
 
     async def accept_purchase(self, event: PurchaseEvent) -> tuple[str, bool]:
-        """Returns the lifecycle's workflow id and whether this call started it.
+        """Returns the lifecycle's workflow id and whether this call stored the purchase (a
+        retry after a failed start finds it stored, and starts its lifecycle).
 
         A new customer's first purchase costs two transactions and one start: nothing earlier
         can need the repeat signal, so it is stored already routed."""
@@ -84,14 +87,13 @@ class LifecycleService:
             stored = await asyncio.to_thread(self._store_purchase, event)
         except IntegrityError:  # the same order or customer was stored by a concurrent call
             stored = await asyncio.to_thread(self._store_purchase, event)
-        created = False
         if not stored.started:
-            created = await self._start(event.shop_id, event.order_id, stored.customer_id)
+            await self._start(event.shop_id, event.order_id, stored.customer_id)
         if not stored.routed:
             await self._route_repeat(event.shop_id, event.order_id)
         if not (stored.started and stored.routed):
             await asyncio.to_thread(self._mark_done, event.shop_id, event.order_id, stored)
-        return stored.workflow_id, created
+        return stored.workflow_id, stored.new
 
     def _store_purchase(self, event: PurchaseEvent) -> StoredPurchase:
         workflow_id = workflow_id_for(event.shop_id, event.order_id)
@@ -104,7 +106,8 @@ class LifecycleService:
             if existing is not None:
                 return StoredPurchase(
                     workflow_id, existing.customer.customer_id,
-                    existing.lifecycle_started_at is not None, existing.repeat_routed_at is not None,
+                    existing.lifecycle_started_at is not None,
+                    existing.repeat_routed_at is not None,
                 )
             customer, new_customer = self._upsert_customer(session, event)
             routed_at = datetime.now(UTC) if new_customer else None
@@ -124,7 +127,7 @@ class LifecycleService:
                     repeat_routed_at=routed_at,
                 )
             )
-        return StoredPurchase(workflow_id, event.customer.id, False, routed_at is not None)
+        return StoredPurchase(workflow_id, event.customer.id, False, routed_at is not None, True)
 
     @staticmethod
     def _upsert_customer(session: Session, event: PurchaseEvent) -> tuple[Customer, bool]:
@@ -188,9 +191,12 @@ class LifecycleService:
     # Repeat purchases
 
     async def _route_repeat(self, shop_id: str, order_id: str) -> None:
-        repeat, earlier = await asyncio.to_thread(self._repeat_and_open_lifecycles, shop_id, order_id)
+        repeat, earlier = await asyncio.to_thread(
+            self._repeat_and_open_lifecycles, shop_id, order_id
+        )
         for lifecycle in earlier:
-            try:
+            # a closed lifecycle refuses the start: its attribution window is over
+            with contextlib.suppress(WorkflowAlreadyStartedError):
                 await self.client.start_workflow(
                     PurchaseLifecycle.run,
                     self._lifecycle_input(lifecycle.shop_id, lifecycle.order_id),
@@ -201,8 +207,6 @@ class LifecycleService:
                     start_signal=PurchaseLifecycle.repeat_purchase.__name__,
                     start_signal_args=[repeat],
                 )
-            except WorkflowAlreadyStartedError:
-                pass  # that lifecycle has closed: its attribution window is over
 
     def _repeat_and_open_lifecycles(
         self, shop_id: str, order_id: str
@@ -227,7 +231,8 @@ class LifecycleService:
             spend += other.total - other.refunded_amount
             if other.id == purchase.id:
                 continue
-            open_window = other.window_closes_at is None or other.window_closes_at > purchase.placed_at
+            closes = other.window_closes_at
+            open_window = closes is None or closes > purchase.placed_at
             may_credit = other.attribution in (None, "creator", "customer")
             if open_window and may_credit and other.refunded_amount == 0:
                 earlier.append(OpenLifecycle(other.shop_id, other.order_id))
@@ -241,7 +246,8 @@ class LifecycleService:
         workflow_id = workflow_id_for(event.shop_id, event.order_id)
         handle: WorkflowHandle = self.client.get_workflow_handle(workflow_id)
         try:
-            await handle.signal(PurchaseLifecycle.refund, RefundRequest(refund_id, str(event.amount)))
+            request = RefundRequest(refund_id, str(event.amount))
+            await handle.signal(PurchaseLifecycle.refund, request)
         except RPCError as error:
             if error.status != RPCStatusCode.NOT_FOUND:
                 raise
@@ -259,7 +265,9 @@ class LifecycleService:
                 .with_for_update()
             )
             if purchase is None:
-                raise EventRejected(404, "order_id", f"no purchase {event.order_id} for shop {event.shop_id}")
+                raise EventRejected(
+                    404, "order_id", f"no purchase {event.order_id} for shop {event.shop_id}"
+                )
             existing = session.scalar(
                 select(Refund).where(Refund.shop_id == event.shop_id, Refund.refund_key == key)
             )
@@ -268,7 +276,8 @@ class LifecycleService:
             left = purchase.total - purchase.refunded_amount
             if event.amount > left:
                 raise EventRejected(
-                    422, "amount", f"refund {event.amount} exceeds the {left} left to refund on this order"
+                    422, "amount",
+                    f"refund {event.amount} exceeds the {left} left to refund on this order",
                 )
             refund = Refund(
                 shop_id=event.shop_id, order_id=event.order_id, refund_key=key,
