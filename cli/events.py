@@ -35,6 +35,17 @@ async def lifecycle_service(settings: Settings) -> AsyncIterator[LifecycleServic
         engine.dispose()
 
 
+class EventCommand(click.Command):
+    """A usage mistake (a missing argument or option) ends in one line too, like a bad event."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as error:
+            fail(f"{error.format_message()} (see `loyalloop {self.name} --help`)")
+            raise  # unreachable
+
+
 def _validated(model, **fields):  # type: ignore[no-untyped-def]
     try:
         return model.model_validate(fields)
@@ -42,7 +53,7 @@ def _validated(model, **fields):  # type: ignore[no-untyped-def]
         fail("; ".join(f"{p['field']}: {p['problem']}" for p in describe_errors(error)))
 
 
-@click.command()
+@click.command(cls=EventCommand)
 @click.argument("file", type=click.Path(path_type=Path))
 def purchase(file: Path) -> None:
     """Report a purchase from a JSON file (SPEC's event format)."""
@@ -57,10 +68,10 @@ def purchase(file: Path) -> None:
     click.echo(f"{'started' if created else 'already known'}: {workflow_id}")
 
 
-@click.command()
+@click.command(cls=EventCommand, context_settings={"ignore_unknown_options": True})
 @click.argument("shop")
 @click.argument("order")
-@click.argument("amount")
+@click.argument("amount")  # "-5" is an amount (refused as negative), not an unknown option
 @actor_options
 def refund(shop: str, order: str, amount: str, reason: str, actor: str) -> None:
     """Refund an order: stops its emails and takes back the credits it earned (audited)."""
@@ -80,7 +91,7 @@ def refund(shop: str, order: str, amount: str, reason: str, actor: str) -> None:
     click.echo(f"refund recorded for {result.workflow_id}{again}; audit #{result.audit_id}")
 
 
-@click.command()
+@click.command(cls=EventCommand)
 @click.argument("shop")
 @click.argument("customer")
 @actor_options

@@ -35,6 +35,8 @@ def settings_or_fail() -> Settings:
 
 def run(coro_factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
     """Run one async command, turning the errors a person can fix into one line."""
+    from sqlalchemy.exc import DBAPIError
+
     from intake.errors import EventRejected
     from support.errors import ActionRefused
 
@@ -44,6 +46,8 @@ def run(coro_factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
         fail(f"{error.field}: {error.problem}" if error.field else error.problem)
     except ConnectionError as error:
         fail(f"cannot reach Temporal: {error}")
+    except DBAPIError as error:
+        fail(f"database: {str(error.orig).strip().splitlines()[0]}")
     except RuntimeError as error:
         if "connect" in str(error).lower():
             fail(f"cannot reach Temporal: {error}")
@@ -60,6 +64,10 @@ def read_event(path: Path, model: type[T]) -> T:
         fail(f"{path}: {error.strerror}")
     except json.JSONDecodeError as error:
         fail(f"{path}: not valid JSON ({error.msg} at line {error.lineno} column {error.colno})")
+    except UnicodeDecodeError:
+        fail(f"{path}: not UTF-8 text")
+    except RecursionError:
+        fail(f"{path}: not valid JSON (nested too deeply)")
     try:
         return model.model_validate(raw)  # type: ignore[attr-defined,no-any-return]
     except ValidationError as error:
