@@ -128,3 +128,7 @@ for _command in (creators, dev, purchase, refund, unsubscribe, outbox, simulate,
     main.add_command(_command)
 for _command in (find, cancel, resend, erase_customer_command, credits):
     main.add_command(_command)
+
+from bench.command import bench  # noqa: E402
+
+main.add_command(bench)

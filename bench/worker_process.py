@@ -1,0 +1,71 @@
+"""One benchmark worker, run as its own process so its CPU time and memory are its own.
+
+`real`: Loyalloop's workers exactly as `worker.py` builds them (lifecycles, database activities,
+email sends to the outbox). `baseline`: the minimal workflow with no-op activities.
+Prints `ready <pid>` once polling, stops cleanly on SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AsyncExitStack
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from bench.baseline import BaselineLifecycle, noop
+
+
+async def main(args: argparse.Namespace) -> None:
+    client = await Client.connect(args.address)
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+    with ThreadPoolExecutor(max_workers=32) as executor:
+        async with AsyncExitStack() as stack:
+            for worker in _workers(client, args, executor):
+                await stack.enter_async_context(worker)
+            print(f"ready {os.getpid()}", flush=True)
+            await stop.wait()
+
+
+def _workers(
+    client: Client, args: argparse.Namespace, executor: ThreadPoolExecutor
+) -> list[Worker]:
+    if args.kind == "baseline":
+        return [
+            Worker(client, task_queue=args.task_queue, workflows=[BaselineLifecycle],
+                   activities=[noop], activity_executor=executor,
+                   max_cached_workflows=args.max_cached)
+        ]
+    from database.session import make_engine, make_sessionmaker
+    from settings import Settings
+    from worker import build_workers
+
+    settings = Settings(
+        temporal_address=args.address, database_url=args.database_url,
+        lifecycle_task_queue=args.task_queue, email_task_queue=args.email_task_queue,
+        sendgrid_api_key=None, send_rate_per_second=args.send_rate,
+    )
+    sessions = make_sessionmaker(make_engine(settings.database_url))
+    return build_workers(client, sessions, settings, executor, max_cached_workflows=args.max_cached)
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.worker_process")
+    parser.add_argument("kind", choices=["real", "baseline"])
+    parser.add_argument("--address", required=True)
+    parser.add_argument("--task-queue", required=True)
+    parser.add_argument("--email-task-queue", default="bench-emails")
+    parser.add_argument("--database-url", default="")
+    parser.add_argument("--max-cached", type=int, default=1000)
+    parser.add_argument("--send-rate", type=float, default=100_000.0)
+    return parser.parse_args(argv)
+
+
+if __name__ == "__main__":
+    asyncio.run(main(parse()))
