@@ -1,0 +1,197 @@
+"""Judging a fault run: what the customers got (at the provider), what the app recorded
+(`email_send`, the ledger), and whether each story ended as it must."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from temporalio.api.enums.v1 import EventType
+from temporalio.api.history.v1 import HistoryEvent
+from temporalio.client import Client
+
+from database.models import Credit, EmailSend
+from tests.faults.fake_sendgrid import ProviderLog
+from tests.faults.stories import Story
+
+# A duplicate is put down to the known window only if its fault struck this soon after the
+# provider accepted the orphaned copy (the window itself lasts milliseconds).
+WINDOW_S = 2.0
+# Between the activity's unsubscribe/refund check and its request to the provider.
+STOP_SLACK_S = 1.0
+
+
+@dataclass
+class Verdict:
+    problems: list[str] = field(default_factory=list)
+    counts: Counter[str] = field(default_factory=Counter)
+    window: Counter[str] = field(default_factory=Counter)
+    gaps: dict[str, str] = field(default_factory=dict)  # customer → known workflow gap
+    gap_problems: Counter[str] = field(default_factory=Counter)
+
+
+def _key(shop_id: str, order_id: str, step: str) -> str:
+    return f"purchase-{shop_id}-{order_id}:{step}"
+
+
+def on_its_way(story: Story, log: ProviderLog, order_id: str, step: str) -> bool:
+    """Whether a step's email was requested before the stop landed."""
+    assert story.stopped_at is not None
+    copies = log.accepted.get(_key(story.shop_id, order_id, step), [])
+    return any(c.requested_at <= story.stopped_at + STOP_SLACK_S for c in copies)
+
+
+def judge_stories(
+    verdict: Verdict,
+    stories: list[Story],
+    rows: dict[str, EmailSend],
+    log: ProviderLog,
+    stage_of: dict[str, str],
+    ledger: list[Credit],
+) -> None:
+    sent = {(r.order_id, r.step) for r in rows.values() if r.status == "sent"}
+    for story in stories:
+        says = f"{story.kind} {story.customer_id}"
+        gap = verdict.gaps.get(story.customer_id)
+        if story.stuck and gap:
+            verdict.gap_problems[gap] += 1
+        elif story.stuck:
+            verdict.problems.append(f"{says}: {story.stuck}")
+        for order_id, must in story.must_send().items():
+            verdict.counts["must_send"] += len(must)
+            got = {step for (o, step) in sent if o == order_id}
+            extra = got - must - ({"referral_prompt"} if story.prompt_once else set())
+            if order_id == story.stopped_order:
+                raced = {s for s in extra if on_its_way(story, log, order_id, s)}
+                verdict.counts["on_its_way_at_stop"] += len(raced)
+                extra -= raced
+            if must - got or extra:
+                verdict.problems.append(
+                    f"{says} {order_id}: missing {sorted(must - got)}, "
+                    f"sent after the stop {sorted(extra)}"
+                )
+        if story.prompt_once:
+            prompts = sum((o, "referral_prompt") in sent for o in (story.first, story.repeat))
+            verdict.counts["must_send"] += 1
+            if prompts != 1:
+                verdict.problems.append(f"{says}: {prompts} referral prompts, expected 1")
+        for order_id, stages in story.expected_stages().items():
+            actual = stage_of.get(f"purchase-{story.shop_id}-{order_id}", "never started")
+            if actual not in stages:
+                verdict.problems.append(f"{says} {order_id}: ended {actual}, expected {stages}")
+        timing = ""
+        if story.repeated_at is not None:
+            timing = f" (repeat placed {story.repeated_at - story.began_at:.0f} s after the first)"
+        credits = [c for c in ledger if c.customer_id == story.customer_id]
+        wrong = story.check_credits(credits)
+        if gap and wrong:
+            verdict.gap_problems[gap] += len(wrong)
+        else:
+            verdict.problems += [f"{says}: {p}{timing}" for p in wrong]
+
+
+def judge_emails(
+    verdict: Verdict,
+    stories: list[Story],
+    rows: dict[str, EmailSend],
+    log: ProviderLog,
+    stage_of: dict[str, str],
+) -> None:
+    """Every row decided, and the provider and `email_send` agreeing key by key."""
+    stopped = {f"purchase-{s.shop_id}-{s.stopped_order}" for s in stories if s.stopped_order}
+    for key, row in rows.items():
+        copies = log.accepted.get(key, [])
+        verdict.counts[f"recorded_{row.status}"] += 1
+        if (
+            row.status == "failing"
+            and row.workflow_id in stopped
+            and (stage_of.get(row.workflow_id) in ("cancelled", "refunded"))
+        ):
+            verdict.counts["left_failing_by_a_stop"] += 1  # a person acted: retries cut short
+        elif row.status not in ("sent", "skipped"):
+            verdict.problems.append(f"{key} left {row.status}: {row.last_error}")
+        if row.status == "sent" and not copies:
+            verdict.problems.append(f"{key} recorded sent, never reached the provider")
+        if row.status != "sent" and copies:
+            verdict.problems.append(f"{key} reached the customer but is recorded {row.status}")
+        if row.status == "sent" and row.provider_message_id not in {c.message_id for c in copies}:
+            verdict.problems.append(f"{key} recorded a message id the provider never gave")
+    verdict.problems += [
+        f"{key} reached the provider with no email_send row"
+        for key in set(log.accepted) - set(rows)
+    ]
+
+
+def judge_duplicates(
+    verdict: Verdict,
+    rows: dict[str, EmailSend],
+    log: ProviderLog,
+    kills: list[float],
+    cuts: list[float],
+) -> None:
+    """Each extra copy the provider accepted, by cause. The known window (activities/emails.py):
+    SendGrid said 202 but the worker never committed `sent`: it was killed, its database
+    connection was cut, or the 202 came after the client had given up."""
+    for key, accepted in log.accepted.items():
+        recorded = rows[key].provider_message_id if key in rows else None
+        for copy in accepted if len(accepted) > 1 else []:
+            if copy.message_id == recorded:
+                continue
+            if not copy.answered:
+                verdict.window["late_202_after_client_timeout"] += 1
+            elif any(copy.at <= t <= copy.at + WINDOW_S for t in kills):
+                verdict.window["worker_killed_after_202"] += 1
+            elif any(copy.at - 0.1 <= t <= copy.at + WINDOW_S for t in cuts):
+                verdict.window["connection_cut_after_202"] += 1
+            else:
+                verdict.problems.append(
+                    f"duplicate {key}: copy {copy.message_id}, no fault near it"
+                )
+
+
+async def workflow_gaps(
+    client: Client, stories: list[Story], ledger: list[Credit]
+) -> dict[str, str]:
+    """Customers whose credits went wrong through one of two known gaps of the workflow, read
+    from the lifecycles' histories (see tests/faults/test_known_workflow_gaps.py):
+
+    - `repeat_dropped_after_window`: the repeat purchase's signal reached the first lifecycle
+      inside the attribution window, but the lifecycle judged it against the window only when it
+      got to it (after overdue sends), and dropped it;
+    - `refund_dropped_while_closing`: the refund's signal reached the lifecycle after its main
+      loop had ended (while it summarized), so nothing reversed the order's credits.
+    """
+    gaps: dict[str, str] = {}
+    for story in stories:
+        if not story.kind.startswith("repeat"):
+            continue
+        credits = [c for c in ledger if c.customer_id == story.customer_id]
+        if not any(c.order_id == story.repeat for c in credits):
+            first = await _events(client, f"purchase-{story.shop_id}-{story.first}")
+            if _signalled(first, "repeat_purchase") and not _scheduled(first, "credit_milestones"):
+                gaps[story.customer_id] = "repeat_dropped_after_window"
+        elif story.kind == "repeat_then_refund_it":
+            repeat = await _events(client, f"purchase-{story.shop_id}-{story.repeat}")
+            if _signalled(repeat, "refund") and not _scheduled(repeat, "reverse_order_credits"):
+                gaps[story.customer_id] = "refund_dropped_while_closing"
+    return gaps
+
+
+async def _events(client: Client, workflow_id: str) -> list[HistoryEvent]:
+    return list((await client.get_workflow_handle(workflow_id).fetch_history()).events)
+
+
+def _signalled(events: list[HistoryEvent], name: str) -> bool:
+    return any(
+        e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED
+        and e.workflow_execution_signaled_event_attributes.signal_name == name
+        for e in events
+    )
+
+
+def _scheduled(events: list[HistoryEvent], activity: str) -> bool:
+    return any(
+        e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+        and e.activity_task_scheduled_event_attributes.activity_type.name == activity
+        for e in events
+    )
