@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client, WorkflowHandle
@@ -28,29 +28,15 @@ from temporalio.common import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.schedule import days
 from database.models import Customer, Purchase, Refund
 from intake.errors import EventRejected
 from intake.schemas import PurchaseEvent, RefundEvent, UnsubscribeEvent
+from intake.store import StoredPurchase, mark_done, store_purchase, workflow_id_for
 from ledger import credits
-from ledger.referrals import normalize_email
 from workflows import search
 from workflows.contract import LifecycleInput, RefundRequest, RepeatPurchase
 from workflows.lifecycle import PurchaseLifecycle
 from workflows.rules import LifecycleRules
-
-
-def workflow_id_for(shop_id: str, order_id: str) -> str:
-    return f"purchase-{shop_id}-{order_id}"
-
-
-@dataclass(frozen=True)
-class StoredPurchase:
-    workflow_id: str
-    customer_id: str
-    started: bool
-    routed: bool
-    new: bool = False
 
 
 @dataclass(frozen=True)
@@ -96,73 +82,10 @@ class LifecycleService:
         return stored.workflow_id, stored.new
 
     def _store_purchase(self, event: PurchaseEvent) -> StoredPurchase:
-        workflow_id = workflow_id_for(event.shop_id, event.order_id)
-        with self.sessions.begin() as session:
-            existing = session.scalar(
-                select(Purchase).where(
-                    Purchase.shop_id == event.shop_id, Purchase.order_id == event.order_id
-                )
-            )
-            if existing is not None:
-                return StoredPurchase(
-                    workflow_id, existing.customer.customer_id,
-                    existing.lifecycle_started_at is not None,
-                    existing.repeat_routed_at is not None,
-                )
-            customer, new_customer = self._upsert_customer(session, event)
-            routed_at = datetime.now(UTC) if new_customer else None
-            session.add(
-                Purchase(
-                    shop_id=event.shop_id,
-                    order_id=event.order_id,
-                    customer=customer,
-                    placed_at=event.placed_at,
-                    total=event.total,
-                    currency=event.currency,
-                    items=[item.model_dump(mode="json") for item in event.items],
-                    referral_code=event.referral.code if event.referral else None,
-                    workflow_id=workflow_id,
-                    window_closes_at=event.placed_at
-                    + days(self.rules, self.rules.attribution_window_days),
-                    repeat_routed_at=routed_at,
-                )
-            )
-        return StoredPurchase(workflow_id, event.customer.id, False, routed_at is not None, True)
-
-    @staticmethod
-    def _upsert_customer(session: Session, event: PurchaseEvent) -> tuple[Customer, bool]:
-        data = event.customer
-        customer = session.scalar(
-            select(Customer).where(
-                Customer.shop_id == event.shop_id, Customer.customer_id == data.id
-            )
-        )
-        new = customer is None
-        if customer is None:
-            customer = Customer(shop_id=event.shop_id, customer_id=data.id)
-            session.add(customer)
-        if customer.erased_at is None:
-            customer.email = str(data.email)
-            customer.email_normalized = normalize_email(str(data.email))
-            customer.first_name = data.first_name
-            customer.locale = data.locale
-            customer.timezone = data.timezone
-            customer.marketing_consent = data.marketing_consent
-        return customer, new
+        return store_purchase(self.sessions, event, self.rules)
 
     def _mark_done(self, shop_id: str, order_id: str, stored: StoredPurchase) -> None:
-        """One UPDATE records that the lifecycle is started and earlier lifecycles are told."""
-        now = datetime.now(UTC)
-        done = {"lifecycle_started_at": now} if not stored.started else {}
-        if not stored.routed:
-            done["repeat_routed_at"] = now
-        with self.sessions.begin() as session:
-            session.execute(
-                update(Purchase)
-                .where(Purchase.shop_id == shop_id, Purchase.order_id == order_id)
-                .values(**done)
-                .execution_options(synchronize_session=False)
-            )
+        mark_done(self.sessions, shop_id, order_id, stored)
 
     def _lifecycle_input(self, shop_id: str, order_id: str) -> LifecycleInput:
         return LifecycleInput(shop_id, order_id, self.rules, self.email_task_queue)
@@ -236,7 +159,9 @@ class LifecycleService:
             may_credit = other.attribution in (None, "creator", "customer")
             if open_window and may_credit and other.refunded_amount == 0:
                 earlier.append(OpenLifecycle(other.shop_id, other.order_id))
-        repeat = RepeatPurchase(order_id, str(purchase.total), str(spend))
+        repeat = RepeatPurchase(
+            order_id, str(purchase.total), str(spend), purchase.placed_at.isoformat()
+        )
         return repeat, earlier
 
     # Refunds and unsubscribes

@@ -71,11 +71,14 @@ class ResendRequest:
 
 @dataclass
 class RepeatPurchase:
-    """Another order of the same customer; spend is the customer's cumulative total after it."""
+    """Another order of the same customer; spend is the customer's cumulative total after it.
+    `placed_at` decides whether it falls inside the attribution window, however late the
+    lifecycle gets to it."""
 
     order_id: str
     amount: str
     cumulative_spend: str
+    placed_at: str | None = None
 
 
 @dataclass

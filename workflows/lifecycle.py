@@ -51,6 +51,9 @@ SEND_RETRY = RetryPolicy(
 DATABASE_TIMEOUT = timedelta(seconds=30)
 SEND_TIMEOUT = timedelta(minutes=1)
 REPEATS_BEFORE_CONTINUE_AS_NEW = 500
+# Behaviour changes made while lifecycles are in flight (docs/testing.md: "Changing the workflow").
+PATCH_REPEAT_WINDOW_BY_PLACED_AT = "repeat-window-by-placed-at"
+PATCH_ACT_ON_LATE_SIGNALS = "act-on-signals-during-summary"
 SEEN_ORDERS_KEPT = 1000
 
 
@@ -132,6 +135,27 @@ class PurchaseLifecycle:
         state = self.state
 
         while True:
+            await self._orchestrate(input, state)
+            await workflow.wait_condition(workflow.all_handlers_finished)
+            final = state.stopped or "completed"
+            self._set_stage(final)
+            summary = await workflow.execute_activity_method(
+                PurchaseActivities.summarize_lifecycle,
+                SummarizeLifecycle(self.workflow_id),
+                start_to_close_timeout=DATABASE_TIMEOUT,
+                retry_policy=DATABASE_RETRY,
+            )
+            # A refund or a repeat purchase that arrived while the summary ran is acted on, not
+            # dropped: the server accepted the signal, so no one else will.
+            if not (self._has_work() and workflow.patched(PATCH_ACT_ON_LATE_SIGNALS)):
+                break
+        summary.stage = final
+        return summary
+
+    async def _orchestrate(self, input: LifecycleInput, state: CarriedState) -> None:
+        """Act on signals, send due steps and approve due credits until nothing is left to wait
+        for; continue-as-new when the history grows long."""
+        while True:
             if self.cancel_requested and state.stopped is None:
                 state.stopped = "cancelled"
             await self._handle_refund()
@@ -142,7 +166,7 @@ class PurchaseLifecycle:
             self._set_stage(self._current_stage())
             wake = self._next_wake()
             if wake is None and not self._has_work():
-                break
+                return
             if self._should_continue_as_new() and not self._has_work():
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 state.unsubscribed = self.unsubscribed
@@ -157,18 +181,6 @@ class PurchaseLifecycle:
                 await workflow.wait_condition(self._has_work, timeout=timeout)
             except TimeoutError:
                 pass
-
-        await workflow.wait_condition(workflow.all_handlers_finished)
-        final = state.stopped or "completed"
-        self._set_stage(final)
-        summary = await workflow.execute_activity_method(
-            PurchaseActivities.summarize_lifecycle,
-            SummarizeLifecycle(self.workflow_id),
-            start_to_close_timeout=DATABASE_TIMEOUT,
-            retry_policy=DATABASE_RETRY,
-        )
-        summary.stage = final
-        return summary
 
     # The main loop's steps.
 
@@ -191,7 +203,7 @@ class PurchaseLifecycle:
         state = self._state()
         while self.inbox:
             repeat = self.inbox.pop(0)
-            if repeat.order_id in state.seen_orders or not self._accepting_repeats():
+            if repeat.order_id in state.seen_orders or not self._credits_repeat(repeat):
                 continue
             state.seen_orders = [*state.seen_orders, repeat.order_id][-SEEN_ORDERS_KEPT:]
             state.repeats += 1
@@ -299,6 +311,19 @@ class PurchaseLifecycle:
             and state.plan.referrer_code is not None
             and state.plan.attribution in ("creator", "customer")
             and workflow.now() < _at(state.plan.window_closes_at)
+        )
+
+    def _credits_repeat(self, repeat: RepeatPurchase) -> bool:
+        """Whether a repeat purchase counts: judged by when it was placed, not by when the
+        lifecycle got to it (a dead worker or a failing provider may have held it up)."""
+        if repeat.placed_at is None or not workflow.patched(PATCH_REPEAT_WINDOW_BY_PLACED_AT):
+            return self._accepting_repeats()
+        state = self._state()
+        return (
+            state.stopped is None
+            and state.plan.referrer_code is not None
+            and state.plan.attribution in ("creator", "customer")
+            and _at(repeat.placed_at) < _at(state.plan.window_closes_at)
         )
 
     def _has_work(self) -> bool:

@@ -6,10 +6,6 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from temporalio.api.enums.v1 import EventType
-from temporalio.api.history.v1 import HistoryEvent
-from temporalio.client import Client
-
 from database.models import Credit, EmailSend
 from tests.faults.fake_sendgrid import ProviderLog
 from tests.faults.stories import Story
@@ -26,8 +22,6 @@ class Verdict:
     problems: list[str] = field(default_factory=list)
     counts: Counter[str] = field(default_factory=Counter)
     window: Counter[str] = field(default_factory=Counter)
-    gaps: dict[str, str] = field(default_factory=dict)  # customer → known workflow gap
-    gap_problems: Counter[str] = field(default_factory=Counter)
 
 
 def _key(shop_id: str, order_id: str, step: str) -> str:
@@ -52,10 +46,7 @@ def judge_stories(
     sent = {(r.order_id, r.step) for r in rows.values() if r.status == "sent"}
     for story in stories:
         says = f"{story.kind} {story.customer_id}"
-        gap = verdict.gaps.get(story.customer_id)
-        if story.stuck and gap:
-            verdict.gap_problems[gap] += 1
-        elif story.stuck:
+        if story.stuck:
             verdict.problems.append(f"{says}: {story.stuck}")
         for order_id, must in story.must_send().items():
             verdict.counts["must_send"] += len(must)
@@ -84,10 +75,7 @@ def judge_stories(
             timing = f" (repeat placed {story.repeated_at - story.began_at:.0f} s after the first)"
         credits = [c for c in ledger if c.customer_id == story.customer_id]
         wrong = story.check_credits(credits)
-        if gap and wrong:
-            verdict.gap_problems[gap] += len(wrong)
-        else:
-            verdict.problems += [f"{says}: {p}{timing}" for p in wrong]
+        verdict.problems += [f"{says}: {p}{timing}" for p in wrong]
 
 
 def judge_emails(
@@ -147,51 +135,3 @@ def judge_duplicates(
                 verdict.problems.append(
                     f"duplicate {key}: copy {copy.message_id}, no fault near it"
                 )
-
-
-async def workflow_gaps(
-    client: Client, stories: list[Story], ledger: list[Credit]
-) -> dict[str, str]:
-    """Customers whose credits went wrong through one of two known gaps of the workflow, read
-    from the lifecycles' histories (see tests/faults/test_known_workflow_gaps.py):
-
-    - `repeat_dropped_after_window`: the repeat purchase's signal reached the first lifecycle
-      inside the attribution window, but the lifecycle judged it against the window only when it
-      got to it (after overdue sends), and dropped it;
-    - `refund_dropped_while_closing`: the refund's signal reached the lifecycle after its main
-      loop had ended (while it summarized), so nothing reversed the order's credits.
-    """
-    gaps: dict[str, str] = {}
-    for story in stories:
-        if not story.kind.startswith("repeat"):
-            continue
-        credits = [c for c in ledger if c.customer_id == story.customer_id]
-        if not any(c.order_id == story.repeat for c in credits):
-            first = await _events(client, f"purchase-{story.shop_id}-{story.first}")
-            if _signalled(first, "repeat_purchase") and not _scheduled(first, "credit_milestones"):
-                gaps[story.customer_id] = "repeat_dropped_after_window"
-        elif story.kind == "repeat_then_refund_it":
-            repeat = await _events(client, f"purchase-{story.shop_id}-{story.repeat}")
-            if _signalled(repeat, "refund") and not _scheduled(repeat, "reverse_order_credits"):
-                gaps[story.customer_id] = "refund_dropped_while_closing"
-    return gaps
-
-
-async def _events(client: Client, workflow_id: str) -> list[HistoryEvent]:
-    return list((await client.get_workflow_handle(workflow_id).fetch_history()).events)
-
-
-def _signalled(events: list[HistoryEvent], name: str) -> bool:
-    return any(
-        e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED
-        and e.workflow_execution_signaled_event_attributes.signal_name == name
-        for e in events
-    )
-
-
-def _scheduled(events: list[HistoryEvent], activity: str) -> bool:
-    return any(
-        e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
-        and e.activity_task_scheduled_event_attributes.activity_type.name == activity
-        for e in events
-    )

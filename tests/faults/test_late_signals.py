@@ -1,9 +1,8 @@
-"""Two gaps of the lifecycle workflow that the fault run found, reproduced deterministically.
-
-Both lose money for a creator or the shop, and both need a workflow change (the lead's, behind
-`workflow.patched`). They are `xfail(strict=True)`: the day the workflow is fixed they pass,
-the build fails, and whoever fixed it removes the marker here and the tolerance in
-tests/faults/verdict.py (`workflow_gaps`).
+"""Two gaps of the lifecycle workflow that the fault run found, reproduced deterministically,
+and closed behind `workflow.patched` (`repeat-window-by-placed-at`,
+`act-on-signals-during-summary` in workflows/lifecycle.py): a repeat purchase placed inside the
+attribution window counts however late the lifecycle gets to it, and a refund that lands while
+the lifecycle summarizes is acted on.
 """
 
 from __future__ import annotations
@@ -41,11 +40,6 @@ def own_sessions(tmp_path: Path) -> sessionmaker[Session]:
     return make_sessionmaker(make_engine(url))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="workflow gap: a repeat purchase is judged against the attribution window when the "
-    "lifecycle gets to it (after overdue sends), not when it was placed or signalled",
-)
 async def test_a_repeat_signalled_inside_the_window_is_credited_even_if_handled_later(
     env: WorkflowEnvironment, own_sessions: sessionmaker[Session]
 ):
@@ -86,11 +80,6 @@ class SlowSummary(PurchaseActivities):
         return super().summarize_lifecycle(req)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="workflow gap: a refund signalled after the main loop ended (while the lifecycle "
-    "summarizes) is accepted by the server but never acted on, so the order's credits stay",
-)
 async def test_a_refund_that_lands_while_the_lifecycle_closes_reverses_its_credits(
     env: WorkflowEnvironment, own_sessions: sessionmaker[Session]
 ):
