@@ -69,6 +69,12 @@ class EmailActivities:
                 row = session.get_one(EmailSend, row_id, with_for_update=True)
                 if row.status in DONE:
                     return StepResult(req.step, row.status, row.skip_reason)
+                # An erasure or unsubscribe may have landed while we rendered: look again,
+                # holding the customer's row, so it wins over a send that has not gone out.
+                late = self._skip_reason(session, req, self._locked_purchase(session, req))
+                if late:
+                    row.status, row.skip_reason, row.decided_at = "skipped", late, now
+                    return StepResult(req.step, "skipped", late)
                 if self.sender.name == "outbox":
                     message_id = self.sender.send(session, row_id, message)
                     self._mark_sent(row, rendered, message_id, now)
@@ -86,6 +92,12 @@ class EmailActivities:
             if error.retryable:
                 raise ApplicationError(str(error), type="ProviderUnavailable") from error
             return StepResult(req.step, "failed", f"provider_rejected_{error.status}")
+
+    @staticmethod
+    def _locked_purchase(session: Session, req: SendStep) -> Purchase:
+        purchase = load_purchase(session, req.shop_id, req.order_id)
+        session.refresh(purchase.customer, with_for_update=True)
+        return purchase
 
     def _claim(self, session: Session, req: SendStep) -> tuple[EmailSend, Purchase]:
         purchase = load_purchase(session, req.shop_id, req.order_id)

@@ -22,7 +22,9 @@ async def build_app(settings: Settings):  # type: ignore[no-untyped-def]
         sessions, client, task_queue=settings.lifecycle_task_queue,
         email_task_queue=settings.email_task_queue, rules=settings.rules(),
     )
-    preview = make_preview_router(lambda: TemplateRenderer(settings.templates_dir))
+    preview = make_preview_router(
+        lambda: TemplateRenderer(settings.templates_dir), public_url=settings.public_url
+    )
     return create_app(settings, service, extra_routers=[preview])
 
 

@@ -19,7 +19,7 @@ Loyalloop = Callable[..., Result]
 def test_shipped_templates_pass(loyalloop: Loyalloop, templates_copy: Path):
     result = loyalloop("templates", "check", "--dir", str(templates_copy))
     assert result.exit_code == 0, result.output
-    assert "ok: 7 templates of 4 steps" in result.output
+    assert "ok: 8 templates of 4 steps" in result.output
     assert "sample purchases" in result.output
 
 
@@ -170,7 +170,7 @@ def test_public_url_must_be_https(
     loyalloop: Loyalloop, templates_copy: Path, monkeypatch: pytest.MonkeyPatch
 ):
     monkeypatch.setenv("LOYALLOOP_PUBLIC_URL", "http://localhost:8000")
-    output = _fails(loyalloop, templates_copy, "\nLOYALLOOP_PUBLIC_URL: 'http://localhost:8000' "
+    output = _fails(loyalloop, templates_copy, "LOYALLOOP_PUBLIC_URL: 'http://localhost:8000' "
                     "is not https: unsubscribe links would not be either\n")
     assert output.count("LOYALLOOP_PUBLIC_URL") == 1
 

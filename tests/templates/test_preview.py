@@ -145,8 +145,8 @@ def test_product_override_speaks_of_its_own_product(http: TestClient):
     kettle, not the order's first product."""
     response = http.get("/templates/day_1/preview",
                         params={"sample": "joao-pt-two-products", "format": "json"})
-    assert response.json()["template_name"] == "day_1/sku/KETTLE-1"
-    assert ('<a href="https://acme.example/products/pour-over-kettle">More about your kettle</a>'
+    assert response.json()["template_name"] == "day_1/sku/KETTLE-1/locale/pt"
+    assert ('<a href="https://acme.example/products/pour-over-kettle">Mais sobre a sua chaleira</a>'
             in response.json()["html"])
 
 
