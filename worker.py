@@ -22,6 +22,7 @@ from messages.senders import make_sender
 from settings import Settings, get_settings
 from temporal_client import connect
 from workflows.lifecycle import PurchaseLifecycle
+from workflows.resend import ResendStep
 
 # On SIGTERM, activities in flight (a send, a ledger write) get this long to finish.
 GRACEFUL_SHUTDOWN = timedelta(seconds=20)
@@ -48,7 +49,7 @@ def build_workers(
     lifecycles = Worker(
         client,
         task_queue=settings.lifecycle_task_queue,
-        workflows=[PurchaseLifecycle],
+        workflows=[PurchaseLifecycle, ResendStep],
         activities=[
             purchases.begin_lifecycle,
             purchases.credit_milestones,

@@ -11,6 +11,7 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError, RPCStatusCode
 
 from database.models import Purchase
@@ -21,6 +22,7 @@ from support.audit import Actor
 from support.errors import ActionRefused
 from workflows.contract import ResendRequest
 from workflows.lifecycle import PurchaseLifecycle
+from workflows.resend import ResendInput, ResendStep
 
 RPC_TIMEOUT = timedelta(seconds=10)
 
@@ -76,21 +78,39 @@ class SupportActions:
     async def resend(self, shop_id: str, order_id: str, step: str, actor: Actor) -> ActionResult:
         """Send a step again on purpose, under a new idempotency key: the audit entry's id.
 
-        The send runs inside the lifecycle, so it is retried and recorded like any other. A
-        closed lifecycle cannot take it, and the resend is refused rather than sent from here."""
+        A running lifecycle takes it as its `resend` signal; for a closed one a one-step
+        `ResendStep` workflow (id `resend-<audit id>`) runs the same email activity. Either way
+        the send is retried and recorded like any other."""
         actor = actor.checked()
         if step not in self.steps:
             raise ActionRefused("step", f"{step!r} is not a step; steps: {', '.join(self.steps)}")
         workflow_id, customer_id = await self._purchase(shop_id, order_id)
-        await self._require_running(workflow_id, "resend")
+        status = await lifecycle_status(self.client, workflow_id)
+        if status is None:
+            raise ActionRefused(
+                "order", f"lifecycle {workflow_id} was never started; nothing to resend"
+            )
         entry = await asyncio.to_thread(
             audit.record, self.sessions, actor, "resend", shop_id, order_id=order_id,
             customer_id=customer_id, detail={"step": step},
         )
         key = f"resend:{entry.id}"
         await asyncio.to_thread(audit.note, self.sessions, entry.id, idempotency_key=key)
-        await self._signal(entry, workflow_id, "resend", PurchaseLifecycle.resend,
-                           ResendRequest(step, key))
+        if status == WorkflowExecutionStatus.RUNNING:
+            await self._signal(entry, workflow_id, "resend", PurchaseLifecycle.resend,
+                               ResendRequest(step, key))
+        else:
+            await self.client.start_workflow(
+                ResendStep.run,
+                ResendInput(shop_id, order_id, workflow_id, step, key,
+                            self.service.email_task_queue),
+                id=f"resend-{entry.id}",
+                task_queue=self.service.task_queue,
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            )
+            await asyncio.to_thread(
+                audit.note, self.sessions, entry.id, outcome=f"started resend-{entry.id}"
+            )
         return ActionResult(entry.id, workflow_id, False, {"step": step, "idempotency_key": key})
 
     async def _purchase(self, shop_id: str, order_id: str) -> tuple[str, str]:

@@ -16,6 +16,7 @@ from support.errors import ActionRefused
 from support.inspect import inspect_lifecycle
 from tests.lifecycle_kit import LifecycleKit
 from tests.support.conftest import ANA
+from workflows.contract import StepResult
 
 
 def audit_entries(kit: LifecycleKit) -> list[AuditEntry]:
@@ -50,19 +51,37 @@ async def test_resend_sends_the_step_again_under_the_audit_entrys_key(
     assert [a["action"] for a in record["audit"]] == ["resend"]
 
 
-async def test_resend_is_refused_for_a_closed_lifecycle_an_unknown_step_or_order(
+async def test_resend_on_a_closed_lifecycle_runs_its_own_one_step_workflow(
     kit: LifecycleKit, actions: SupportActions
 ):
     handle = await kit.buy(await kit.placed_now("6101"))
     await handle.result()
+
+    result = await actions.resend(kit.shop_id, "6101", "day_7", ANA)
+    sent = await kit.client.get_workflow_handle(
+        f"resend-{result.audit_id}", result_type=StepResult
+    ).result()
+
+    key = f"resend:{result.audit_id}"
+    assert (sent.step, sent.status) == ("day_7", "sent")
+    day_7 = [(e.idempotency_key, e.status) for e in kit.emails(handle.id) if e.step == "day_7"]
+    assert day_7 == [(f"{handle.id}:day_7", "sent"), (key, "sent")]
+    assert len(kit.outbox(handle.id)) == 5
+    [entry] = audit_entries(kit)
+    assert entry.detail == {
+        "step": "day_7", "idempotency_key": key, "outcome": f"started resend-{result.audit_id}",
+    }
+
+
+async def test_resend_is_refused_for_an_unknown_step_or_order(
+    kit: LifecycleKit, actions: SupportActions
+):
+    handle = await kit.buy(await kit.placed_now("6111"))
+    await handle.result()
     sent_before = len(kit.emails(handle.id))
 
-    with pytest.raises(ActionRefused) as closed:
-        await actions.resend(kit.shop_id, "6101", "day_7", ANA)
-    assert closed.value.field == "order"
-    assert "is closed (completed)" in closed.value.problem
     with pytest.raises(ActionRefused) as step:
-        await actions.resend(kit.shop_id, "6101", "day_99", ANA)
+        await actions.resend(kit.shop_id, "6111", "day_99", ANA)
     assert step.value.field == "step" and "day_1" in step.value.problem
     with pytest.raises(ActionRefused) as order:
         await actions.resend(kit.shop_id, "nope", "day_1", ANA)

@@ -1,0 +1,44 @@
+"""Support's resend of one step for a lifecycle that has already closed.
+
+A running lifecycle takes a resend as its `resend` signal; a closed one cannot, so support starts
+this one-step workflow instead (id `resend-<audit id>`). It runs the same email activity on the
+same rate-limited queue, so the send is retried, rate limited and recorded like any other, under
+the audit entry's idempotency key.
+"""
+
+from dataclasses import dataclass
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from activities.emails import EmailActivities
+    from workflows.contract import SendStep, StepResult
+    from workflows.lifecycle import SEND_RETRY, SEND_TIMEOUT
+
+
+@dataclass
+class ResendInput:
+    shop_id: str
+    order_id: str
+    lifecycle_id: str
+    step: str
+    idempotency_key: str
+    email_task_queue: str = "loyalloop-emails"
+    marketing: bool = True
+
+
+@workflow.defn
+class ResendStep:
+    @workflow.run
+    async def run(self, input: ResendInput) -> StepResult:
+        return await workflow.execute_activity_method(
+            EmailActivities.send_step,
+            SendStep(
+                shop_id=input.shop_id, order_id=input.order_id, workflow_id=input.lifecycle_id,
+                step=input.step, now=workflow.now().isoformat(), marketing=input.marketing,
+                idempotency_key=input.idempotency_key,
+            ),
+            task_queue=input.email_task_queue,
+            start_to_close_timeout=SEND_TIMEOUT,
+            retry_policy=SEND_RETRY,
+        )
