@@ -19,7 +19,7 @@ from workflows import search
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
 REQUIRED = {"POSTGRES_PASSWORD": "ci", "LOYALLOOP_SHOP_KEYS": "ci:ci-key",
-            "LOYALLOOP_LINK_SECRET": "ci"}
+            "LOYALLOOP_LINK_SECRET": "ci", "LOYALLOOP_PUBLIC_URL": "https://loyalloop.acme.example"}
 LONG_RUNNING = ("postgresql", "temporal", "temporal-ui", "worker", "api")
 
 
