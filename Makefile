@@ -63,6 +63,7 @@ templates-check: $(PY_DEPS)
 compose-check:
 	@if command -v docker-compose >/dev/null 2>&1; then \
 	  LOYALLOOP_SHOP_KEYS=ci:ci-key POSTGRES_PASSWORD=ci LOYALLOOP_LINK_SECRET=ci \
+	  LOYALLOOP_PUBLIC_URL=https://loyalloop.example \
 	    docker-compose -f docker-compose.yml config -q && echo "docker-compose.yml is valid"; \
 	else \
 	  echo "note: docker-compose missing: docker-compose.yml not validated"; \
