@@ -111,7 +111,12 @@ class FaultySendGrid:
 
             def do_POST(self) -> None:  # noqa: N802 - http.server's naming
                 requested_at = time.monotonic()
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                try:
+                    body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                except ValueError:
+                    provider.count("truncated")  # the worker was killed mid-request
+                    self.close_connection = True
+                    return None
                 if self.headers.get("Authorization") != f"Bearer {provider.api_key}":
                     provider.count("401")
                     return self._answer(401, {"errors": [{"message": "bad key"}]})
