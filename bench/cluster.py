@@ -126,7 +126,7 @@ class WorkerProcess:
         command = [sys.executable, "-m", "bench.worker_process", *args]
         if profile is not None:
             spy = Path(sys.executable).parent / "py-spy"
-            command = [str(spy), "record", "--threads", "--subprocesses", "--nonblocking",
+            command = [str(spy), "record", "--gil", "--threads", "--subprocesses", "--nonblocking",
                        "-r", "50", "-f", "speedscope", "-o", str(profile), "--", *command]
         self.process = subprocess.Popen(
             command, cwd=ROOT, stdout=subprocess.PIPE, stderr=None, start_new_session=True
@@ -148,14 +148,18 @@ class WorkerProcess:
     def usage(self) -> Usage:
         return usage(self.worker_pid)
 
-    def stop(self) -> None:
-        if self.profiled:
-            # py-spy writes its profile when the profiled program exits.
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.worker_pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                stop_process(self.process)
-            return
-        stop_process(self.process)
+    def stop(self) -> tuple[int, int]:
+        """Stop the worker; returns the database statements and commits it made."""
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.worker_pid, signal.SIGTERM)
+        try:
+            # py-spy, when profiling, writes its profile as the program exits.
+            output, _ = self.process.communicate(timeout=60 if self.profiled else 20)
+        except subprocess.TimeoutExpired:
+            stop_process(self.process)
+            return 0, 0
+        for line in output.decode().splitlines():
+            if line.startswith("database "):
+                statements, commits = line.split()[1:]
+                return int(statements), int(commits)
+        return 0, 0

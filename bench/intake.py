@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -68,9 +69,9 @@ async def each(count: int, action) -> float:  # type: ignore[no-untyped-def]
     return count / (time.perf_counter() - began)
 
 
-def start_api(address: str, database_url: str, shop_id: str, task_queue: str) -> tuple[
-    subprocess.Popen[bytes], str
-]:
+def start_api(
+    address: str, database_url: str, shop_id: str, task_queue: str, profile: Path | None = None
+) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     env = os.environ | {
         "TEMPORAL_ADDRESS": address, "DATABASE_URL": database_url,
@@ -78,8 +79,13 @@ def start_api(address: str, database_url: str, shop_id: str, task_queue: str) ->
         "LOYALLOOP_DAY_SECONDS": "86400",
     }
     loyalloop = Path(sys.executable).parent / "loyalloop"
+    command = [str(loyalloop), "api", "--host", "127.0.0.1", "--port", str(port)]
+    if profile is not None:
+        spy = Path(sys.executable).parent / "py-spy"
+        command = [str(spy), "record", "--gil", "--nonblocking", "-r", "100", "-f", "speedscope",
+                   "-o", str(profile), "--", *command]
     process = subprocess.Popen(
-        [str(loyalloop), "api", "--host", "127.0.0.1", "--port", str(port)], cwd=ROOT, env=env,
+        command, cwd=ROOT, env=env,
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
     )
     return process, f"http://127.0.0.1:{port}"
@@ -99,6 +105,20 @@ async def wait_healthy(http: httpx.AsyncClient, process: subprocess.Popen[bytes]
     raise RuntimeError("`loyalloop api` did not become healthy")
 
 
+def _stop_api(process: subprocess.Popen[bytes], profiled: bool) -> None:
+    if not profiled:
+        stop_process(process)
+        return
+    # Stop uvicorn, not py-spy, so py-spy writes the profile as its program exits.
+    children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
+    for child in children:
+        os.kill(int(child), signal.SIGINT)
+    try:
+        process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        stop_process(process)
+
+
 async def count_started(client: Client, task_queue: str, expected: int) -> int:
     """Visibility lags the start by a moment: wait for it to settle."""
     found = 0
@@ -110,11 +130,13 @@ async def count_started(client: Client, task_queue: str, expected: int) -> int:
     return found
 
 
-async def run(client: Client, address: str, database_url: str, count: int) -> Intake:
+async def run(
+    client: Client, address: str, database_url: str, count: int, profile: Path | None = None
+) -> Intake:
     run_id = uuid.uuid4().hex[:8]
     shop_id = f"intake-{run_id}"
     http_queue, direct_queue = f"intake-http-{run_id}", f"intake-direct-{run_id}"
-    process, base_url = start_api(address, database_url, shop_id, http_queue)
+    process, base_url = start_api(address, database_url, shop_id, http_queue, profile)
     accepted = 0
     limits = httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)
     try:
@@ -134,7 +156,7 @@ async def run(client: Client, address: str, database_url: str, count: int) -> In
 
             intake_per_s = await each(count, post)
     finally:
-        stop_process(process)
+        _stop_api(process, profiled=profile is not None)
 
     rules = LifecycleRules()
 

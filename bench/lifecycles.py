@@ -58,6 +58,8 @@ class Throughput:
     peak_rss_mb: float
     cost: LifecycleCost
     verified: str
+    db_statements_per_lifecycle: float = 0.0
+    db_commits_per_lifecycle: float = 0.0
 
     @property
     def complete(self) -> bool:
@@ -120,7 +122,7 @@ async def regulated(count: int, lifecycle: Callable[[int], Awaitable[None]]) -> 
 
 async def run_real(
     client: Client, address: str, sessions: sessionmaker[Session], database_url: str, count: int,
-    profile: Path | None = None,
+    profile: Path | None = None, worker_flags: tuple[str, ...] = (),
 ) -> Throughput:
     shop_id = f"bench-{uuid.uuid4().hex[:8]}"
     task_queue, email_queue = f"{shop_id}-lifecycles", f"{shop_id}-emails"
@@ -128,7 +130,7 @@ async def run_real(
     orders = seed.purchases(sessions, shop_id, count)
     worker = WorkerProcess("real", "--address", address, "--task-queue", task_queue,
                            "--email-task-queue", email_queue, "--database-url", database_url,
-                           profile=profile)
+                           *worker_flags, profile=profile)
     try:
         worker.wait_ready()
         before = worker.usage()
@@ -153,10 +155,11 @@ async def run_real(
         per_s = await regulated(count, lifecycle)
         after = worker.usage()
     finally:
-        worker.stop()
+        statements, commits = worker.stop()
     ids = [workflow_id_for(shop_id, o) for o in orders[:HISTORIES_SAMPLED]]
     return Throughput(count, per_s, after.cpu_s - before.cpu_s, after.peak_rss_mb,
-                      await measure(client, ids), _verify(sessions, shop_id, count))
+                      await measure(client, ids), _verify(sessions, shop_id, count),
+                      round(statements / count, 1), round(commits / count, 1))
 
 
 def _verify(sessions: sessionmaker[Session], shop_id: str, count: int) -> str:

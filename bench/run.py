@@ -24,8 +24,8 @@ class Sizes:
     seconds_per_message_figure: float
 
 
-QUICK = Sizes(purchases=300, lifecycles=150, open_lifecycles=1000, seconds_per_message_figure=1)
-FULL = Sizes(purchases=2000, lifecycles=1500, open_lifecycles=10_000,
+QUICK = Sizes(purchases=200, lifecycles=120, open_lifecycles=1000, seconds_per_message_figure=1)
+FULL = Sizes(purchases=2000, lifecycles=1000, open_lifecycles=10_000,
              seconds_per_message_figure=3)
 
 
@@ -56,7 +56,8 @@ async def run_bench(
             sessions = make_sessionmaker(engine)
             try:
                 say(f"intake: {sizes.purchases} purchases over HTTP, then as direct starts")
-                got = await intake.run(client, address, url, sizes.purchases)
+                profile = profile_dir / "intake.speedscope.json" if profile_dir else None
+                got = await intake.run(client, address, url, sizes.purchases, profile)
                 figures |= {
                     "purchases": got.purchases,
                     "intake_per_s": round(got.intake_per_s, 1),
@@ -74,11 +75,14 @@ async def run_bench(
                 base = await lifecycles.run_baseline(client, address, sizes.lifecycles)
                 figures |= _lifecycle_figures(real, base)
                 say(f"scale: {sizes.open_lifecycles} open lifecycles, one signal to each")
+                profile = profile_dir / "scale-worker.speedscope.json" if profile_dir else None
                 wide = await scale.run(client, address, sessions, url, sizes.open_lifecycles,
-                                       max_cached)
+                                       max_cached, profile=profile)
                 figures |= {
                     "open_lifecycles": wide.open_lifecycles,
                     "open_lifecycles_started_s": round(wide.open_s, 1),
+                    "open_worker_cpu_s": round(wide.open_cpu_s, 1),
+                    "fanout_worker_cpu_s": round(wide.fanout_cpu_s, 1),
                     "worker_rss_open_mb": round(wide.rss_open_mb, 1),
                     "worker_peak_rss_mb": round(wide.peak_rss_mb, 1),
                     "signal_fanout_s": round(wide.signal_fanout_s, 2),
@@ -102,6 +106,8 @@ def _lifecycle_figures(real: lifecycles.Throughput, base: lifecycles.Throughput)
         "worker_cpu_s_per_1000": round(real.cpu_per_1000, 1),
         "baseline_worker_cpu_s_per_1000": round(base.cpu_per_1000, 1),
         "lifecycle_worker_peak_rss_mb": round(real.peak_rss_mb, 1),
+        "db_statements_per_lifecycle": real.db_statements_per_lifecycle,
+        "db_commits_per_lifecycle": real.db_commits_per_lifecycle,
         "history_events_per_lifecycle": real.cost.events_per_lifecycle,
         "baseline_history_events": base.cost.events_per_lifecycle,
         "history_bytes_per_lifecycle": real.cost.bytes_per_lifecycle,
@@ -126,6 +132,8 @@ ROWS = [
      ""),
     ("Billable actions per lifecycle", "actions_per_lifecycle", "baseline_actions_per_lifecycle",
      None, ""),
+    ("Database statements per lifecycle (commits)", "db_statements_per_lifecycle",
+     "db_commits_per_lifecycle", None, "(commits)"),
     ("Open lifecycles on one worker", "open_lifecycles", None, None, ""),
     ("Worker peak RSS, MB (all open, after fan-out)", "worker_peak_rss_mb", None, None, ""),
     ("Repeat-purchase signal to all, s (credited)", "signal_fanout_s", "signals_accepted_s", None,

@@ -8,6 +8,7 @@ import asyncio
 import time
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -37,6 +38,8 @@ class Scale:
     signal_fanout_s: float
     signals_accepted_s: float
     max_cached_workflows: int
+    open_cpu_s: float = 0.0
+    fanout_cpu_s: float = 0.0
 
 
 async def _count(client: Client, query: str) -> int:
@@ -45,7 +48,7 @@ async def _count(client: Client, query: str) -> int:
 
 async def run(
     client: Client, address: str, sessions: sessionmaker[Session], database_url: str, count: int,
-    max_cached: int,
+    max_cached: int, profile: Path | None = None, worker_flags: tuple[str, ...] = (),
 ) -> Scale:
     shop_id = f"scale-{uuid.uuid4().hex[:8]}"
     task_queue = f"{shop_id}-lifecycles"
@@ -53,9 +56,11 @@ async def run(
     orders = seed.purchases(sessions, shop_id, count)
     worker = WorkerProcess("real", "--address", address, "--task-queue", task_queue,
                            "--email-task-queue", f"{shop_id}-emails", "--database-url",
-                           database_url, "--max-cached", str(max_cached))
+                           database_url, "--max-cached", str(max_cached), *worker_flags,
+                           profile=profile)
     try:
         worker.wait_ready()
+        cpu_ready = worker.usage().cpu_s
         began = time.perf_counter()
 
         async def start(index: int) -> None:
@@ -75,7 +80,8 @@ async def run(
         while await _count(client, waiting) < count:
             await asyncio.sleep(0.5)
         open_s = time.perf_counter() - began
-        rss_open = worker.usage().rss_mb
+        opened = worker.usage()
+        rss_open, open_cpu = opened.rss_mb, opened.cpu_s - cpu_ready
 
         began = time.perf_counter()
         total = seed.FIRST_TOTAL + seed.REPEAT_TOTAL
@@ -92,10 +98,11 @@ async def run(
         while _credited(sessions, shop_id) < count:
             await asyncio.sleep(0.2)
         fanout_s = time.perf_counter() - began
-        peak = worker.usage().peak_rss_mb
+        fanned = worker.usage()
     finally:
         worker.stop()
-    return Scale(count, open_s, peak, rss_open, fanout_s, accepted_s, max_cached)
+    return Scale(count, open_s, fanned.peak_rss_mb, rss_open, fanout_s, accepted_s, max_cached,
+                 open_cpu, fanned.cpu_s - opened.cpu_s)
 
 
 def _credited(sessions: sessionmaker[Session], shop_id: str) -> int:

@@ -31,6 +31,24 @@ async def main(args: argparse.Namespace) -> None:
                 await stack.enter_async_context(worker)
             print(f"ready {os.getpid()}", flush=True)
             await stop.wait()
+    print(f"database {ROUND_TRIPS['statements']} {ROUND_TRIPS['commits']}", flush=True)
+
+
+ROUND_TRIPS = {"statements": 0, "commits": 0}
+
+
+def _count_round_trips() -> None:
+    """Statements and commits the activities send to the database (pool pings not included)."""
+    from sqlalchemy import Engine, event
+
+    def statement(*_: object) -> None:
+        ROUND_TRIPS["statements"] += 1
+
+    def commit(*_: object) -> None:
+        ROUND_TRIPS["commits"] += 1
+
+    event.listen(Engine, "before_cursor_execute", statement)
+    event.listen(Engine, "commit", commit)
 
 
 def _workers(
@@ -51,8 +69,26 @@ def _workers(
         lifecycle_task_queue=args.task_queue, email_task_queue=args.email_task_queue,
         sendgrid_api_key=None, send_rate_per_second=args.send_rate,
     )
+    _count_round_trips()
+    if args.passthrough_all_modules:
+        _passthrough_all_modules()
     sessions = make_sessionmaker(make_engine(settings.database_url))
     return build_workers(client, sessions, settings, executor, max_cached_workflows=args.max_cached)
+
+
+def _passthrough_all_modules() -> None:
+    """What-if for the lead: the workflow sandbox reusing already-imported modules instead of
+    re-importing the workflow module for every lifecycle it creates or replays."""
+    from functools import partial
+
+    from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+
+    import worker
+
+    runner = SandboxedWorkflowRunner(
+        restrictions=SandboxRestrictions.default.with_passthrough_all_modules()
+    )
+    worker.Worker = partial(Worker, workflow_runner=runner)  # type: ignore[misc]
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
@@ -64,6 +100,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--database-url", default="")
     parser.add_argument("--max-cached", type=int, default=1000)
     parser.add_argument("--send-rate", type=float, default=100_000.0)
+    parser.add_argument("--passthrough-all-modules", action="store_true")
     return parser.parse_args(argv)
 
 
