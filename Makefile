@@ -52,7 +52,7 @@ system-deps:
 	fi
 
 lint: $(PY_DEPS)
-	$(BIN)/ruff check .
+	$(BIN)/ruff check --output-format concise .
 
 typecheck: $(PY_DEPS)
 	$(BIN)/mypy workflows/ activities/
