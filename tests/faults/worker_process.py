@@ -3,6 +3,7 @@ again: no graceful shutdown, in-flight activities and workflow tasks simply vani
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import subprocess
@@ -12,6 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """A test run killed by its timeout must not leave a worker polling behind it."""
+    ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 @dataclass
