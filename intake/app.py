@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Iterable
 from typing import Any, TypeVar
 
@@ -33,6 +34,7 @@ from intake.shopify import purchase_from_order
 from settings import Settings
 
 Event = TypeVar("Event", bound=BaseModel)
+log = logging.getLogger("loyalloop.intake")
 SHOPIFY_TOPIC = "orders/create"
 TEMPORAL_UNREACHABLE = "Failed client connect"  # how a lazy client reports a server it cannot reach
 
@@ -179,6 +181,7 @@ def _error_handlers(app: FastAPI) -> None:
         if isinstance(error, RuntimeError) and not str(error).startswith(TEMPORAL_UNREACHABLE):
             raise error
         problem = "the database" if isinstance(error, DBAPIError) else "Temporal"
+        log.warning("answered 503: %s is not answering: %s", problem, error)
         body = error_body(503, [{"field": "service", "problem": f"{problem} is not answering"}])
         return JSONResponse(body, 503, headers={"Retry-After": "5"})
 

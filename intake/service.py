@@ -187,7 +187,9 @@ class LifecycleService:
             purchase = session.scalar(
                 select(Purchase)
                 .where(Purchase.shop_id == event.shop_id, Purchase.order_id == event.order_id)
-                .with_for_update()
+                # the purchase row only: the joined customer row is locked by activities that
+                # update it before the purchase, and taking both here would deadlock with them
+                .with_for_update(of=Purchase)
             )
             if purchase is None:
                 raise EventRejected(

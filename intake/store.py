@@ -1,14 +1,15 @@
 """Storing a purchase before its lifecycle starts, in as few round trips as the databases allow:
 a new order is one transaction (customer looked up, inserted or refreshed; purchase inserted),
-and only a repeated order pays for a second look. Core statements, not the ORM's unit of work:
-this is the intake's hot path."""
+and only a repeated order pays for a second look. This is the intake's hot path, so it runs
+prepared Core statements on a connection (compiled once, cached), not the ORM's unit of work."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -17,6 +18,26 @@ from database.models import Customer, Purchase
 from intake.schemas import PurchaseEvent
 from ledger.referrals import normalize_email
 from workflows.rules import LifecycleRules
+
+PERSONAL = ("email", "email_normalized", "first_name", "locale", "timezone", "marketing_consent")
+FIND_CUSTOMER = select(
+    Customer.id, Customer.erased_at, *(getattr(Customer, name) for name in PERSONAL)
+).where(Customer.shop_id == bindparam("shop_id"), Customer.customer_id == bindparam("customer_id"))
+ADD_CUSTOMER = insert(Customer).returning(Customer.id)
+ADD_PURCHASE = insert(Purchase)
+FIND_PURCHASE = (
+    select(Purchase.lifecycle_started_at, Purchase.repeat_routed_at, Customer.customer_id)
+    .join(Customer, Purchase.customer_pk == Customer.id)
+    .where(Purchase.shop_id == bindparam("shop_id"), Purchase.order_id == bindparam("order_id"))
+)
+
+MARK = {
+    columns: update(Purchase)
+    .where(Purchase.shop_id == bindparam("shop"), Purchase.order_id == bindparam("order"))
+    .values({name: bindparam(name) for name in columns})
+    for columns in (("lifecycle_started_at",), ("repeat_routed_at",),
+                    ("lifecycle_started_at", "repeat_routed_at"))
+}
 
 
 def workflow_id_for(shop_id: str, order_id: str) -> str:
@@ -32,75 +53,62 @@ class StoredPurchase:
     new: bool = False
 
 
+def engine_of(sessions: sessionmaker[Session]) -> Engine:
+    return sessions.kw["bind"]  # type: ignore[no-any-return]
+
+
 def store_purchase(
     sessions: sessionmaker[Session], event: PurchaseEvent, rules: LifecycleRules
 ) -> StoredPurchase:
     """Raises IntegrityError when a concurrent call stored the same customer first: retry."""
     workflow_id = workflow_id_for(event.shop_id, event.order_id)
+    engine = engine_of(sessions)
     try:
-        with sessions.begin() as session:
-            customer_pk, new_customer = _upsert_customer(session, event)
+        with engine.begin() as connection:
+            customer_pk, new_customer = _upsert_customer(connection, event)
             # a new customer has no earlier lifecycle to tell of this purchase
             routed_at = datetime.now(UTC) if new_customer else None
-            session.execute(insert(Purchase).values(
-                shop_id=event.shop_id,
-                order_id=event.order_id,
-                customer_pk=customer_pk,
-                placed_at=event.placed_at,
-                total=event.total,
-                currency=event.currency,
-                items=[item.model_dump(mode="json") for item in event.items],
-                referral_code=event.referral.code if event.referral else None,
-                workflow_id=workflow_id,
-                window_closes_at=event.placed_at + days(rules, rules.attribution_window_days),
-                repeat_routed_at=routed_at,
-            ))
+            connection.execute(ADD_PURCHASE, {
+                "shop_id": event.shop_id,
+                "order_id": event.order_id,
+                "customer_pk": customer_pk,
+                "placed_at": event.placed_at,
+                "total": event.total,
+                "currency": event.currency,
+                "items": [item.model_dump(mode="json") for item in event.items],
+                "referral_code": event.referral.code if event.referral else None,
+                "workflow_id": workflow_id,
+                "window_closes_at": event.placed_at + days(rules, rules.attribution_window_days),
+                "repeat_routed_at": routed_at,
+            })
         return StoredPurchase(workflow_id, event.customer.id, False, routed_at is not None, True)
     except IntegrityError:
-        existing = _existing(sessions, event.shop_id, event.order_id)
-        if existing is None:
+        with engine.connect() as connection:
+            row = connection.execute(
+                FIND_PURCHASE, {"shop_id": event.shop_id, "order_id": event.order_id}
+            ).first()
+        if row is None:
             raise
-        return existing
+        return StoredPurchase(workflow_id, row.customer_id, row.lifecycle_started_at is not None,
+                              row.repeat_routed_at is not None)
 
 
-def _existing(
-    sessions: sessionmaker[Session], shop_id: str, order_id: str
-) -> StoredPurchase | None:
-    with sessions() as session:
-        row = session.execute(
-            select(Purchase.lifecycle_started_at, Purchase.repeat_routed_at, Customer.customer_id)
-            .join(Customer, Purchase.customer_pk == Customer.id)
-            .where(Purchase.shop_id == shop_id, Purchase.order_id == order_id)
-        ).first()
-    if row is None:
-        return None
-    return StoredPurchase(workflow_id_for(shop_id, order_id), row.customer_id,
-                          row.lifecycle_started_at is not None, row.repeat_routed_at is not None)
-
-
-def _upsert_customer(session: Session, event: PurchaseEvent) -> tuple[int, bool]:
+def _upsert_customer(connection: Connection, event: PurchaseEvent) -> tuple[int, bool]:
     """The customer's row id, and whether this purchase created it. An erased customer's
     personal fields stay blank."""
     data = event.customer
-    fields = {
+    fields: dict[str, Any] = {
         "email": str(data.email), "email_normalized": normalize_email(str(data.email)),
         "first_name": data.first_name, "locale": data.locale, "timezone": data.timezone,
         "marketing_consent": data.marketing_consent,
     }
-    row = session.execute(
-        select(Customer.id, Customer.erased_at, *(getattr(Customer, name) for name in fields))
-        .where(Customer.shop_id == event.shop_id, Customer.customer_id == data.id)
-    ).first()
+    key = {"shop_id": event.shop_id, "customer_id": data.id}
+    row = connection.execute(FIND_CUSTOMER, key).first()
     if row is None:
-        customer_pk = session.execute(
-            insert(Customer)
-            .values(shop_id=event.shop_id, customer_id=data.id, **fields)
-            .returning(Customer.id)
-        ).scalar_one()
-        return customer_pk, True
+        return connection.execute(ADD_CUSTOMER, key | fields).scalar_one(), True
     changed = {name: value for name, value in fields.items() if getattr(row, name) != value}
     if row.erased_at is None and changed:
-        session.execute(update(Customer).where(Customer.id == row.id).values(**changed))
+        connection.execute(update(Customer).where(Customer.id == row.id).values(**changed))
     return row.id, False
 
 
@@ -108,14 +116,9 @@ def mark_done(
     sessions: sessionmaker[Session], shop_id: str, order_id: str, stored: StoredPurchase
 ) -> None:
     """One UPDATE records that the lifecycle is started and earlier lifecycles are told."""
+    columns = tuple(name for name, done in (("lifecycle_started_at", stored.started),
+                                            ("repeat_routed_at", stored.routed)) if not done)
     now = datetime.now(UTC)
-    done = {"lifecycle_started_at": now} if not stored.started else {}
-    if not stored.routed:
-        done["repeat_routed_at"] = now
-    with sessions.begin() as session:
-        session.execute(
-            update(Purchase)
-            .where(Purchase.shop_id == shop_id, Purchase.order_id == order_id)
-            .values(**done)
-            .execution_options(synchronize_session=False)
-        )
+    with engine_of(sessions).begin() as connection:
+        connection.execute(MARK[columns], {"shop": shop_id, "order": order_id} | {
+            name: now for name in columns})

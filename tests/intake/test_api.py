@@ -44,7 +44,7 @@ async def test_refund_reaches_the_lifecycle_once_and_never_exceeds_the_order(int
     first = await intake.post("/v1/refunds", refund)
     assert first.status_code == 202, first.text
     again = await intake.post("/v1/refunds", refund)
-    assert again.status_code == 200 and again.json() == first.json()
+    assert again.status_code == 200 and again.json() == first.json(), again.text
 
     before = intake.written()
     too_much = await intake.post("/v1/refunds", refund | {"amount": "29.01", "refund_id": "r-2"})
