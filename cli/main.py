@@ -94,9 +94,9 @@ def worker() -> None:
 @click.option("--port", default=8000, show_default=True, type=int)
 def api(host: str, port: int) -> None:
     """Serve the shop-facing HTTP intake."""
-    from intake.serve import serve
+    from intake.serve import run, serve
 
-    asyncio.run(serve(settings_or_fail(), host, port))
+    run(serve(settings_or_fail(), host, port))
 
 
 @main.group()
