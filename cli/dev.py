@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -74,6 +75,20 @@ async def _connect_when_up(
                     f"within {TEMPORAL_START_TIMEOUT_S:.0f} s; see {log}"
                 ) from None
             await asyncio.sleep(0.3)
+
+
+def _check_ports_free(ports: dict[str, int]) -> None:
+    """Another server on one of these ports would be used silently: refuse to start instead."""
+    for option, port in ports.items():
+        with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                raise click.ClickException(
+                    f"port {port} is in use (another `loyalloop dev` or Temporal server?): "
+                    f"stop it or choose another with {option}"
+                ) from None
 
 
 def write_demo_purchase(path: Path, database_url: str) -> dict[str, object]:
@@ -199,6 +214,7 @@ def dev(day_seconds: int | None, port: int, temporal_port: int, ui_port: int,
 
     settings = settings_or_fail()
     data_dir = data_dir.resolve()
+    _check_ports_free({"--port": port, "--temporal-port": temporal_port, "--ui-port": ui_port})
     keys = settings.shop_key_map()
     keys.setdefault(DEMO_SHOP, DEMO_KEY)
     updates: dict[str, object] = {
