@@ -1,16 +1,22 @@
 """The email step: decide send or skip, render at send time, send once.
 
-Send order: claim the step's row (keyed by its idempotency key), render, send, mark sent. The
-outbox writes the message in the transaction that marks it sent, so it is exactly-once; with
-SendGrid the only gap is a crash between SendGrid's 202 and our commit.
+Send order: claim the step's row (keyed by its idempotency key), render, decide again holding
+the customer's row (an erasure, an unsubscribe or another lifecycle's once-per-customer send may
+have landed), send, mark sent. The outbox writes the message in the transaction that marks it
+sent, so it is exactly-once. With SendGrid the row is `sending` while the request is out; SendGrid
+has no idempotency key, so two gaps remain, measured by the fault suite (docs/testing.md): the
+worker dying between SendGrid's 202 and our commit, and a 202 arriving after our client timed
+out. A dropped database connection at the commit is retried in place rather than resending.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -23,6 +29,9 @@ from messages.senders import Message, Sender, SendError
 from workflows.contract import SendStep, StepResult
 
 DONE = ("sent", "skipped")
+# Sent, or handed to the provider and not yet confirmed: either counts as "sent before".
+CLAIMED = ("sent", "sending")
+CONFIRM_ATTEMPTS = 4
 
 
 @dataclass(frozen=True)
@@ -62,8 +71,9 @@ class EmailActivities:
             row_id = row.id
             message_parts = self._context(session, req, purchase)
         try:
-            rendered = self.renderer.render(req.step, message_parts.context, locale=message_parts.locale,
-                                            skus=purchase.skus)
+            rendered = self.renderer.render(
+                req.step, message_parts.context, locale=message_parts.locale, skus=purchase.skus
+            )
             message = message_parts.message(rendered, req)
             with self.sessions.begin() as session:
                 row = session.get_one(EmailSend, row_id, with_for_update=True)
@@ -79,9 +89,11 @@ class EmailActivities:
                     message_id = self.sender.send(session, row_id, message)
                     self._mark_sent(row, rendered, message_id, now)
                     return StepResult(req.step, "sent")
+                # Claimed while holding the customer's row: another lifecycle deciding a
+                # once-per-customer step now sees this one on its way.
+                row.status = "sending"
             message_id = self.sender.send(session, row_id, message)
-            with self.sessions.begin() as session:
-                self._mark_sent(session.get_one(EmailSend, row_id), rendered, message_id, now)
+            self._confirm_sent(row_id, rendered, message_id, now)
             return StepResult(req.step, "sent")
         except TemplateProblem as problem:
             self._record_error(row_id, "failing", f"template: {problem}")
@@ -106,9 +118,15 @@ class EmailActivities:
         )
         if row is None:
             row = EmailSend(
-                idempotency_key=req.key, workflow_id=req.workflow_id, shop_id=req.shop_id,
-                order_id=req.order_id, customer_id=purchase.customer.customer_id, step=req.step,
-                skus=purchase.skus, status="pending", attempts=0,
+                idempotency_key=req.key,
+                workflow_id=req.workflow_id,
+                shop_id=req.shop_id,
+                order_id=req.order_id,
+                customer_id=purchase.customer.customer_id,
+                step=req.step,
+                skus=purchase.skus,
+                status="pending",
+                attempts=0,
             )
             session.add(row)
             session.flush()
@@ -131,7 +149,7 @@ class EmailActivities:
                 EmailSend.shop_id == req.shop_id,
                 EmailSend.customer_id == customer.customer_id,
                 EmailSend.step == req.step,
-                EmailSend.status == "sent",
+                EmailSend.status.in_(CLAIMED),
                 EmailSend.workflow_id != req.workflow_id,
             )
         ).all()
@@ -154,23 +172,33 @@ class EmailActivities:
             shop=self.renderer.shop(purchase.shop_id),
             customer={"first_name": customer.first_name, "locale": customer.locale},
             order={
-                "id": purchase.order_id, "total": purchase.total, "currency": purchase.currency,
-                "placed_at": purchase.placed_at.isoformat(), "items": purchase.items,
+                "id": purchase.order_id,
+                "total": purchase.total,
+                "currency": purchase.currency,
+                "placed_at": purchase.placed_at.isoformat(),
+                "items": purchase.items,
             },
             products=self.renderer.products(),
             referral_code=customer.referral_code,
             creator=creator,
             unsubscribe=unsubscribe_url(
-                self.identity.public_url, self.identity.link_secret, purchase.shop_id,
+                self.identity.public_url,
+                self.identity.link_secret,
+                purchase.shop_id,
                 customer.customer_id,
             ),
         )
         return _MessageParts(
-            context=context, locale=customer.locale, to_email=customer.email or "",
-            to_name=customer.first_name, from_email=self.identity.from_email,
+            context=context,
+            locale=customer.locale,
+            to_email=customer.email or "",
+            to_name=customer.first_name,
+            from_email=self.identity.from_email,
         )
 
-    def _mark_sent(self, row: EmailSend, rendered: Rendered, message_id: str, now: datetime) -> None:
+    def _mark_sent(
+        self, row: EmailSend, rendered: Rendered, message_id: str, now: datetime
+    ) -> None:
         row.status = "sent"
         row.provider = self.sender.name
         row.decided_at = now
@@ -180,6 +208,21 @@ class EmailActivities:
         row.provider_message_id = message_id
         row.sent_at = now
         row.last_error = None
+
+    def _confirm_sent(
+        self, row_id: int, rendered: Rendered, message_id: str, now: datetime
+    ) -> None:
+        """Record SendGrid's 202. A failure here would make the activity retry and send again,
+        so a dropped database connection gets a few more tries first."""
+        for attempt in range(CONFIRM_ATTEMPTS):
+            try:
+                with self.sessions.begin() as session:
+                    self._mark_sent(session.get_one(EmailSend, row_id), rendered, message_id, now)
+                return
+            except DBAPIError:
+                if attempt == CONFIRM_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.5 * 2**attempt)
 
     def _record_error(self, row_id: int, status: str, error: str) -> None:
         with self.sessions.begin() as session:
@@ -198,7 +241,12 @@ class _MessageParts:
 
     def message(self, rendered: Rendered, req: SendStep) -> Message:
         return Message(
-            to_email=self.to_email, to_name=self.to_name, from_email=self.from_email,
-            subject=rendered.subject, html=rendered.html, text=rendered.text,
-            idempotency_key=req.key, categories=(req.step, f"shop:{req.shop_id}"),
+            to_email=self.to_email,
+            to_name=self.to_name,
+            from_email=self.from_email,
+            subject=rendered.subject,
+            html=rendered.html,
+            text=rendered.text,
+            idempotency_key=req.key,
+            categories=(req.step, f"shop:{req.shop_id}"),
         )

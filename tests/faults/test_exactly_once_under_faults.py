@@ -172,7 +172,6 @@ async def test_every_email_and_credit_exactly_once_under_faults(
         f"{worker.starts} starts; PostgreSQL: {len(cutter.sweeps)} cuts, "
         f"{cutter.terminated} connections terminated\n"
         f"  intake crashes: {dict(intake.crashed)}; shop retries: {dict(shop.counts)}\n"
-        f"  known product race (not failed): {dict(verdict.known)}\n"
         f"  problems: {len(problems)}"
     )
     print("\n".join(f"    {p}" for p in problems[:40]))

@@ -26,7 +26,6 @@ class Verdict:
     problems: list[str] = field(default_factory=list)
     counts: Counter[str] = field(default_factory=Counter)
     window: Counter[str] = field(default_factory=Counter)
-    known: Counter[str] = field(default_factory=Counter)  # product races: counted, not failed
 
 
 def _key(shop_id: str, order_id: str, step: str) -> str:
@@ -76,11 +75,7 @@ def judge_stories(
         if story.prompt_once:
             prompts = sum((o, "referral_prompt") in sent for o in (story.first, story.repeat))
             verdict.counts["must_send"] += 1
-            if prompts == 2:
-                # Both lifecycles checked "sent to this customer before?" before either had
-                # committed: the once-per-customer rule is a check, not a unique key.
-                verdict.known["referral_prompt_sent_by_both_lifecycles"] += 1
-            elif prompts != 1:
+            if prompts != 1:
                 verdict.problems.append(f"{says}: {prompts} referral prompts, expected 1")
         for order_id, stages in story.expected_stages().items():
             actual = stage_of.get(f"purchase-{story.shop_id}-{order_id}", "never started")
