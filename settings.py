@@ -47,7 +47,9 @@ class Settings(BaseSettings):
     day_seconds: int = Field(86400, gt=0, validation_alias="LOYALLOOP_DAY_SECONDS")
     rules_file: Path | None = Field(None, validation_alias="LOYALLOOP_RULES_FILE")
 
-    lifecycle_task_queue: str = Field("loyalloop-lifecycles", validation_alias="LOYALLOOP_TASK_QUEUE")
+    lifecycle_task_queue: str = Field(
+        "loyalloop-lifecycles", validation_alias="LOYALLOOP_TASK_QUEUE"
+    )
     email_task_queue: str = Field("loyalloop-emails", validation_alias="LOYALLOOP_EMAIL_TASK_QUEUE")
     metrics_port: int | None = Field(None, validation_alias="LOYALLOOP_METRICS_PORT")
 

@@ -44,7 +44,9 @@ def build_workers(
             settings.sendgrid_api_key.get_secret_value() if settings.sendgrid_api_key else None,
             settings.sendgrid_host,
         ),
-        EmailIdentity(settings.from_email, settings.public_url, settings.link_secret.get_secret_value()),
+        EmailIdentity(
+            settings.from_email, settings.public_url, settings.link_secret.get_secret_value()
+        ),
     )
     lifecycles = Worker(
         client,
@@ -81,8 +83,9 @@ async def run_workers(client: Client, settings: Settings, stop: asyncio.Event) -
         async with AsyncExitStack() as stack:
             for worker in build_workers(client, make_sessionmaker(engine), settings, executor):
                 await stack.enter_async_context(worker)
-            logging.info("worker polling %s and %s", settings.lifecycle_task_queue,
-                         settings.email_task_queue)
+            logging.info(
+                "worker polling %s and %s", settings.lifecycle_task_queue, settings.email_task_queue
+            )
             await stop.wait()
     engine.dispose()
 
@@ -96,7 +99,9 @@ async def run(settings: Settings) -> None:
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     asyncio.run(run(get_settings()))
 
 

@@ -38,7 +38,8 @@ def load_purchase(session: Session, shop_id: str, order_id: str) -> Purchase:
     )
     if purchase is None:
         raise ApplicationError(
-            f"purchase {shop_id}/{order_id} is not in the database", type="PurchaseNotFound",
+            f"purchase {shop_id}/{order_id} is not in the database",
+            type="PurchaseNotFound",
             non_retryable=True,
         )
     return purchase
@@ -64,14 +65,21 @@ class PurchaseActivities:
             if purchase.attribution is None:
                 found = referrals.resolve(session, customer, purchase.referral_code)
                 purchase.attribution, purchase.referrer_code = found.kind, found.referrer_code
-            purchase.window_closes_at = purchase.placed_at + days(rules, rules.attribution_window_days)
+            purchase.window_closes_at = purchase.placed_at + days(
+                rules, rules.attribution_window_days
+            )
             recorded = []
             if purchase.attribution in ("creator", "customer") and purchase.referrer_code:
                 credit = credits.record(
-                    session, purchase=purchase, order_id=purchase.order_id,
-                    workflow_id=req.workflow_id, referrer_kind=purchase.attribution,
-                    referrer_code=purchase.referrer_code, milestone="referral",
-                    amount=Decimal(rules.reward("referral")), hold=days(rules, rules.hold_days),
+                    session,
+                    purchase=purchase,
+                    order_id=purchase.order_id,
+                    workflow_id=req.workflow_id,
+                    referrer_kind=purchase.attribution,
+                    referrer_code=purchase.referrer_code,
+                    milestone="referral",
+                    amount=Decimal(rules.reward("referral")),
+                    hold=days(rules, rules.hold_days),
                     now=now,
                 )
                 recorded.append(_recorded(credit))
@@ -102,10 +110,15 @@ class PurchaseActivities:
             return [
                 _recorded(
                     credits.record(
-                        session, purchase=purchase, order_id=req.earned_by_order,
-                        workflow_id=req.workflow_id, referrer_kind=req.referrer_kind,
-                        referrer_code=req.referrer_code, milestone=milestone,
-                        amount=Decimal(rules.reward(milestone)), hold=days(rules, rules.hold_days),
+                        session,
+                        purchase=purchase,
+                        order_id=req.earned_by_order,
+                        workflow_id=req.workflow_id,
+                        referrer_kind=req.referrer_kind,
+                        referrer_code=req.referrer_code,
+                        milestone=milestone,
+                        amount=Decimal(rules.reward(milestone)),
+                        hold=days(rules, rules.hold_days),
                         now=now,
                     )
                 )
@@ -138,7 +151,9 @@ class PurchaseActivities:
             ).all()
         return LifecycleSummary(
             emails_sent=sum(1 for status, _ in emails if status == "sent"),
-            emails_skipped=dict(Counter(reason or "" for status, reason in emails if status == "skipped")),
+            emails_skipped=dict(
+                Counter(reason or "" for status, reason in emails if status == "skipped")
+            ),
             emails_failed=sum(1 for status, _ in emails if status == "failed"),
             credits=dict(Counter(statuses)),
         )

@@ -21,7 +21,9 @@ def step_due_at(placed_at: datetime, day: int, timezone: str, rules: LifecycleRu
         zone = ZoneInfo("UTC")
     local = placed_at.astimezone(zone)
     due_date = local.date() + timedelta(days=day)
-    return datetime.combine(due_date, time(rules.send_hour), tzinfo=zone).astimezone(placed_at.tzinfo)
+    return datetime.combine(due_date, time(rules.send_hour), tzinfo=zone).astimezone(
+        placed_at.tzinfo
+    )
 
 
 def days(rules: LifecycleRules, count: int) -> timedelta:

@@ -40,7 +40,9 @@ from workflows.contract import LifecycleSummary
 from workflows.lifecycle import PurchaseLifecycle
 from workflows.rules import LifecycleRules
 
-EVENT = re.compile(r"^(?P<kind>repeat|refund|unsubscribe|cancel)(?::(?P<arg>[^@]+))?@(?P<day>\d+(?:\.\d+)?)$")
+EVENT = re.compile(
+    r"^(?P<kind>repeat|refund|unsubscribe|cancel)(?::(?P<arg>[^@]+))?@(?P<day>\d+(?:\.\d+)?)$"
+)
 
 
 @dataclass(frozen=True)
@@ -54,8 +56,8 @@ class ScheduledEvent:
         match = EVENT.match(text)
         if match is None:
             raise ValueError(
-                f"--event {text!r}: expected repeat:FILE.json@DAY, refund:AMOUNT@DAY, unsubscribe@DAY "
-                "or cancel@DAY"
+                f"--event {text!r}: expected repeat:FILE.json@DAY, refund:AMOUNT@DAY, "
+                "unsubscribe@DAY or cancel@DAY"
             )
         kind, arg = match["kind"], match["arg"]
         if kind in ("repeat", "refund") and not arg:
@@ -86,10 +88,17 @@ async def simulate_lifecycle(
         sessions = make_sessionmaker(engine)
         with sessions.begin() as session:
             for creator in creators:
-                session.add(Creator(code=creator["code"].upper(), name=creator["name"], email=creator["email"]))
+                session.add(
+                    Creator(
+                        code=creator["code"].upper(), name=creator["name"], email=creator["email"]
+                    )
+                )
         settings = Settings(
-            database_url=url, templates_dir=templates_dir, sendgrid_api_key=None,
-            lifecycle_task_queue="simulate-lifecycles", email_task_queue="simulate-emails",
+            database_url=url,
+            templates_dir=templates_dir,
+            sendgrid_api_key=None,
+            lifecycle_task_queue="simulate-lifecycles",
+            email_task_queue="simulate-emails",
         )
         async with AsyncExitStack() as stack:
             env = await WorkflowEnvironment.start_time_skipping(
@@ -99,18 +108,25 @@ async def simulate_lifecycle(
             await env.client.operator_service.add_search_attributes(
                 AddSearchAttributesRequest(
                     namespace="default",
-                    search_attributes={k.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD for k in search.ALL},
+                    search_attributes={
+                        k.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD for k in search.ALL
+                    },
                 )
             )
             executor = stack.enter_context(ThreadPoolExecutor(max_workers=8))
             for worker in build_workers(env.client, sessions, settings, executor):
                 await stack.enter_async_context(worker)
             service = LifecycleService(
-                sessions, env.client, task_queue=settings.lifecycle_task_queue,
-                email_task_queue=settings.email_task_queue, rules=rules,
+                sessions,
+                env.client,
+                task_queue=settings.lifecycle_task_queue,
+                email_task_queue=settings.email_task_queue,
+                rules=rules,
             )
             now = await env.get_current_time()
-            shift = timedelta(days=max(0, math.ceil((now - purchase.placed_at) / timedelta(days=1))))
+            shift = timedelta(
+                days=max(0, math.ceil((now - purchase.placed_at) / timedelta(days=1)))
+            )
             start = purchase.placed_at + shift
             workflow_ids = [(await service.accept_purchase(_moved(purchase, start)))[0]]
             day = timedelta(seconds=rules.day_seconds)
@@ -126,19 +142,27 @@ async def simulate_lifecycle(
                     )
                 elif event.kind == "refund":
                     await service.accept_refund(
-                        RefundEvent(shop_id=purchase.shop_id, order_id=purchase.order_id,
-                                    amount=Decimal(event.arg or "0"), reason="simulated")
+                        RefundEvent(
+                            shop_id=purchase.shop_id,
+                            order_id=purchase.order_id,
+                            amount=Decimal(event.arg or "0"),
+                            reason="simulated",
+                        )
                     )
                 elif event.kind == "unsubscribe":
                     await service.accept_unsubscribe(
                         UnsubscribeEvent(shop_id=purchase.shop_id, customer_id=purchase.customer.id)
                     )
                 else:
-                    await env.client.get_workflow_handle(workflow_ids[0]).signal(PurchaseLifecycle.cancel)
+                    await env.client.get_workflow_handle(workflow_ids[0]).signal(
+                        PurchaseLifecycle.cancel
+                    )
             endings: dict[str, str] = {}
             async with env.time_skipping_unlocked():  # type: ignore[attr-defined]
                 for workflow_id in workflow_ids:
-                    handle = env.client.get_workflow_handle(workflow_id, result_type=LifecycleSummary)
+                    handle = env.client.get_workflow_handle(
+                        workflow_id, result_type=LifecycleSummary
+                    )
                     endings[workflow_id] = (await handle.result()).stage
         timeline = _timeline(sessions, workflow_ids, start, shift, purchase.customer.timezone)
         timeline["lifecycles"] = [
@@ -228,25 +252,47 @@ def _creators(settings: Settings, file: Path | None) -> list[dict[str, str]]:
         except (OSError, json.JSONDecodeError) as error:
             fail(f"--creators {file}: {error}")
         if not isinstance(listed, list):
-            fail(f"--creators {file}: expected a list of {{\"code\", \"name\", \"email\"}}")
+            fail(f'--creators {file}: expected a list of {{"code", "name", "email"}}')
         for index, creator in enumerate(listed):
             if not isinstance(creator, dict) or not {"code", "name", "email"} <= set(creator):
                 fail(f"--creators {file}: entry {index} needs code, name and email")
-            found[str(creator["code"]).upper()] = {k: str(creator[k]) for k in ("code", "name", "email")}
+            found[str(creator["code"]).upper()] = {
+                k: str(creator[k]) for k in ("code", "name", "email")
+            }
     return list(found.values())
 
 
 @click.command()
 @click.argument("purchase_file", type=click.Path(path_type=Path))
-@click.option("--event", "events", multiple=True, metavar="KIND[:ARG]@DAY",
-              help="repeat:FILE.json@30, refund:AMOUNT@3, unsubscribe@5, cancel@2")
-@click.option("--creators", "creators_file", type=click.Path(path_type=Path), default=None,
-              help='JSON list of {"code", "name", "email"}')
-@click.option("--config", "config_file", type=click.Path(path_type=Path), default=None,
-              help="JSON schedule and reward rules (as LOYALLOOP_RULES_FILE)")
+@click.option(
+    "--event",
+    "events",
+    multiple=True,
+    metavar="KIND[:ARG]@DAY",
+    help="repeat:FILE.json@30, refund:AMOUNT@3, unsubscribe@5, cancel@2",
+)
+@click.option(
+    "--creators",
+    "creators_file",
+    type=click.Path(path_type=Path),
+    default=None,
+    help='JSON list of {"code", "name", "email"}',
+)
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="JSON schedule and reward rules (as LOYALLOOP_RULES_FILE)",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the timeline as JSON.")
-def simulate(purchase_file: Path, events: tuple[str, ...], creators_file: Path | None,
-             config_file: Path | None, as_json: bool) -> None:
+def simulate(
+    purchase_file: Path,
+    events: tuple[str, ...],
+    creators_file: Path | None,
+    config_file: Path | None,
+    as_json: bool,
+) -> None:
     """Run a purchase's whole lifecycle in seconds and print what would happen."""
     from cli.main import fail, read_event, run, settings_or_fail
 
@@ -258,12 +304,15 @@ def simulate(purchase_file: Path, events: tuple[str, ...], creators_file: Path |
             event = ScheduledEvent.parse(text)
         except ValueError as error:
             fail(str(error))
-        repeat = read_event(Path(event.arg or ""), PurchaseEvent) if event.kind == "repeat" else None
+        repeat = (
+            read_event(Path(event.arg or ""), PurchaseEvent) if event.kind == "repeat" else None
+        )
         scheduled.append((event, repeat))
     try:
         rules = (
             LifecycleRules.from_dict({"day_seconds": 86400, **json.loads(config_file.read_text())})
-            if config_file else LifecycleRules()
+            if config_file
+            else LifecycleRules()
         )
     except (OSError, json.JSONDecodeError, TypeError, ValueError) as error:
         fail(f"--config {config_file}: {error}")
@@ -279,7 +328,9 @@ def simulate(purchase_file: Path, events: tuple[str, ...], creators_file: Path |
         arg = f" {event['arg']}" if event["arg"] else ""
         click.echo(f"  day {event['day']:>3g}  event  {event['kind']}{arg}")
     for email in timeline["emails"]:
-        outcome = email["status"] if email["reason"] is None else f"{email['status']} ({email['reason']})"
+        outcome = (
+            email["status"] if email["reason"] is None else f"{email['status']} ({email['reason']})"
+        )
         local = email["local_time"][:16].replace("T", " ") if email["local_time"] else "-"
         click.echo(
             f"  day {email['day']!s:>3}  {local}  order {email['order_id']}  {email['step']:<16} "

@@ -36,7 +36,9 @@ class Money(TypeDecorator[Decimal]):
 
 def _plain(value: Decimal) -> Decimal:
     """Drop trailing zeros past the cents so amounts read the same on both databases."""
-    quantized = value.quantize(Decimal("0.01")) if value == value.quantize(Decimal("0.01")) else value
+    quantized = (
+        value.quantize(Decimal("0.01")) if value == value.quantize(Decimal("0.01")) else value
+    )
     return quantized
 
 

@@ -64,7 +64,9 @@ def approve(session: Session, credit_ids: Iterable[int], now: datetime) -> int:
     """Approve credits whose hold has passed; reversed ones stay reversed."""
     approved = session.scalars(
         update(Credit)
-        .where(Credit.id.in_(list(credit_ids)), Credit.status == "pending", Credit.approve_after <= now)
+        .where(
+            Credit.id.in_(list(credit_ids)), Credit.status == "pending", Credit.approve_after <= now
+        )
         .values(status="approved", approved_at=now)
         .returning(Credit.id)
     ).all()

@@ -13,8 +13,15 @@ from database.models import Creator, Customer
 # Providers that deliver `a.b+tag@` to `ab@` (dots) or to `a.b@` (plus tags).
 _IGNORE_DOTS = {"gmail.com", "googlemail.com"}
 _IGNORE_PLUS = _IGNORE_DOTS | {
-    "outlook.com", "hotmail.com", "live.com", "icloud.com", "me.com", "fastmail.com",
-    "protonmail.com", "proton.me", "pm.me",
+    "outlook.com",
+    "hotmail.com",
+    "live.com",
+    "icloud.com",
+    "me.com",
+    "fastmail.com",
+    "protonmail.com",
+    "proton.me",
+    "pm.me",
 }
 _CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 
@@ -60,7 +67,9 @@ def resolve(session: Session, customer: Customer, code: str | None) -> Attributi
     if creator is not None:
         return Attribution("creator", creator.code)
     advocate = session.scalar(
-        select(Customer).where(Customer.shop_id == customer.shop_id, Customer.referral_code == wanted)
+        select(Customer).where(
+            Customer.shop_id == customer.shop_id, Customer.referral_code == wanted
+        )
     )
     if advocate is None:
         return Attribution("unknown_code")

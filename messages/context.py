@@ -11,7 +11,9 @@ from urllib.parse import quote
 
 
 def unsubscribe_url(public_url: str, secret: str, shop_id: str, customer_id: str) -> str:
-    token = hmac.new(secret.encode(), f"{shop_id}:{customer_id}".encode(), hashlib.sha256).hexdigest()
+    token = hmac.new(
+        secret.encode(), f"{shop_id}:{customer_id}".encode(), hashlib.sha256
+    ).hexdigest()
     return f"{public_url}/u/{quote(shop_id)}/{quote(customer_id)}?token={token[:32]}"
 
 
@@ -44,7 +46,10 @@ def build_context(
     return {
         "step": step,
         "shop": shop,
-        "customer": {"first_name": customer.get("first_name") or "there", "locale": customer["locale"]},
+        "customer": {
+            "first_name": customer.get("first_name") or "there",
+            "locale": customer["locale"],
+        },
         "order": {**order, "items": items, "total": str(order["total"])},
         "items": items,
         "product": items[0] if items else None,

@@ -32,8 +32,11 @@ POSTGRES_ADMIN_URL = os.environ.get(
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--workflow-environment", default="time-skipping",
-                     help="time-skipping (default) or local (the Temporal dev server)")
+    parser.addoption(
+        "--workflow-environment",
+        default="time-skipping",
+        help="time-skipping (default) or local (the Temporal dev server)",
+    )
 
 
 async def register_search_attributes(client: Client, namespace: str = "default") -> None:
@@ -41,7 +44,9 @@ async def register_search_attributes(client: Client, namespace: str = "default")
     await client.operator_service.add_search_attributes(
         AddSearchAttributesRequest(
             namespace=namespace,
-            search_attributes={key.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD for key in search.ALL},
+            search_attributes={
+                key.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD for key in search.ALL
+            },
         )
     )
 
@@ -53,7 +58,10 @@ async def env(request: pytest.FixtureRequest) -> AsyncIterator[WorkflowEnvironme
         environment = await WorkflowEnvironment.start_local(
             dev_server_existing_path=temporal_binary("temporal"),
             search_attributes=[key for key in search.ALL],
-            dev_server_extra_args=["--dynamic-config-value", "limit.historyCount.suggestContinueAsNew=200"],
+            dev_server_extra_args=[
+                "--dynamic-config-value",
+                "limit.historyCount.suggestContinueAsNew=200",
+            ],
         )
     else:
         environment = await WorkflowEnvironment.start_time_skipping(
@@ -74,7 +82,9 @@ def _postgres_available() -> bool:
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
     """A fresh database per run, migrated with the real Alembic migrations."""
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'loyalloop.db'}"

@@ -44,7 +44,10 @@ class _Handle(WorkflowHandle[Any, LifecycleSummary]):
 
 class LifecycleKit:
     def __init__(
-        self, env: WorkflowEnvironment, sessions: sessionmaker[Session], settings: Settings,
+        self,
+        env: WorkflowEnvironment,
+        sessions: sessionmaker[Session],
+        settings: Settings,
         workers: list[Worker],
     ) -> None:
         self.env = env
@@ -54,15 +57,23 @@ class LifecycleKit:
         self.workers = workers
         self.shop_id = f"shop-{uuid.uuid4().hex[:10]}"
         self.service = LifecycleService(
-            sessions, env.client, task_queue=settings.lifecycle_task_queue,
-            email_task_queue=settings.email_task_queue, rules=settings.rules(),
+            sessions,
+            env.client,
+            task_queue=settings.lifecycle_task_queue,
+            email_task_queue=settings.email_task_queue,
+            rules=settings.rules(),
         )
 
     @classmethod
     @asynccontextmanager
     async def running(
-        cls, env: WorkflowEnvironment, sessions: sessionmaker[Session], templates_dir: Path,
-        *, max_cached_workflows: int = 1000, **overrides: Any,
+        cls,
+        env: WorkflowEnvironment,
+        sessions: sessionmaker[Session],
+        templates_dir: Path,
+        *,
+        max_cached_workflows: int = 1000,
+        **overrides: Any,
     ) -> AsyncIterator[LifecycleKit]:
         suffix = uuid.uuid4().hex[:8]
         values: dict[str, Any] = {
@@ -135,7 +146,9 @@ class LifecycleKit:
     def handle(self, workflow_id: str) -> WorkflowHandle[Any, LifecycleSummary]:
         return _Handle(self.env, workflow_id)
 
-    async def placed_now(self, order_id: str, customer_id: str = "c-42", **kwargs: Any) -> PurchaseEvent:
+    async def placed_now(
+        self, order_id: str, customer_id: str = "c-42", **kwargs: Any
+    ) -> PurchaseEvent:
         return self.purchase(order_id, customer_id, placed_at=await self.now(), **kwargs)
 
     def add_creator(self, code: str, name: str = "Maya") -> str:
@@ -148,7 +161,9 @@ class LifecycleKit:
         with self.sessions() as session:
             return list(
                 session.scalars(
-                    select(EmailSend).where(EmailSend.workflow_id == workflow_id).order_by(EmailSend.id)
+                    select(EmailSend)
+                    .where(EmailSend.workflow_id == workflow_id)
+                    .order_by(EmailSend.id)
                 )
             )
 

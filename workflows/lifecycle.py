@@ -8,6 +8,7 @@ thing is due. Everything it decides from comes from its input or from an activit
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -123,15 +124,18 @@ class PurchaseLifecycle:
         if self.state is None:
             plan = await workflow.execute_activity_method(
                 PurchaseActivities.begin_lifecycle,
-                BeginLifecycle(input.shop_id, input.order_id, self.workflow_id, input.rules,
-                               self._now_iso()),
+                BeginLifecycle(
+                    input.shop_id, input.order_id, self.workflow_id, input.rules, self._now_iso()
+                ),
                 start_to_close_timeout=DATABASE_TIMEOUT,
                 retry_policy=DATABASE_RETRY,
             )
             self.state = CarriedState(plan=plan)
             self._await_approval(plan.credits)
             if plan.referrer_code and plan.attribution in ("creator", "customer"):
-                workflow.upsert_search_attributes([search.CREATOR_CODE.value_set(plan.referrer_code)])
+                workflow.upsert_search_attributes(
+                    [search.CREATOR_CODE.value_set(plan.referrer_code)]
+                )
         state = self.state
 
         while True:
@@ -171,16 +175,19 @@ class PurchaseLifecycle:
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 state.unsubscribed = self.unsubscribed
                 workflow.continue_as_new(
-                    LifecycleInput(input.shop_id, input.order_id, input.rules,
-                                   input.email_task_queue, carried=state)
+                    LifecycleInput(
+                        input.shop_id,
+                        input.order_id,
+                        input.rules,
+                        input.email_task_queue,
+                        carried=state,
+                    )
                 )
             timeout = None if wake is None else max(wake - workflow.now(), timedelta(0))
             if timeout == timedelta(0):
                 continue
-            try:
+            with contextlib.suppress(TimeoutError):  # woken by the clock, not a signal
                 await workflow.wait_condition(self._has_work, timeout=timeout)
-            except TimeoutError:
-                pass
 
     # The main loop's steps.
 
@@ -220,10 +227,15 @@ class PurchaseLifecycle:
             recorded = await workflow.execute_activity_method(
                 PurchaseActivities.credit_milestones,
                 CreditMilestones(
-                    shop_id=self.input.shop_id, order_id=self.input.order_id,
-                    workflow_id=self.workflow_id, referrer_kind=plan.attribution,
-                    referrer_code=plan.referrer_code, earned_by_order=repeat.order_id,
-                    milestones=earned, rules=self.input.rules, now=self._now_iso(),
+                    shop_id=self.input.shop_id,
+                    order_id=self.input.order_id,
+                    workflow_id=self.workflow_id,
+                    referrer_kind=plan.attribution,
+                    referrer_code=plan.referrer_code,
+                    earned_by_order=repeat.order_id,
+                    milestones=earned,
+                    rules=self.input.rules,
+                    now=self._now_iso(),
                 ),
                 start_to_close_timeout=DATABASE_TIMEOUT,
                 retry_policy=DATABASE_RETRY,
@@ -253,9 +265,14 @@ class PurchaseLifecycle:
         handle = workflow.start_activity_method(
             EmailActivities.send_step,
             SendStep(
-                shop_id=self.input.shop_id, order_id=self.input.order_id,
-                workflow_id=self.workflow_id, step=step.step, now=self._now_iso(),
-                marketing=step.marketing, once_per=step.once_per, idempotency_key=idempotency_key,
+                shop_id=self.input.shop_id,
+                order_id=self.input.order_id,
+                workflow_id=self.workflow_id,
+                step=step.step,
+                now=self._now_iso(),
+                marketing=step.marketing,
+                once_per=step.once_per,
+                idempotency_key=idempotency_key,
             ),
             task_queue=self.input.email_task_queue,
             start_to_close_timeout=SEND_TIMEOUT,

@@ -66,7 +66,9 @@ class LifecycleRules:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(raw) - known)
         if unknown:
-            raise ValueError(f"unknown rule(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+            raise ValueError(
+                f"unknown rule(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+            )
         values = dict(raw)
         if "steps" in values:
             values["steps"] = [StepRule(**s) for s in values["steps"]]
@@ -86,7 +88,11 @@ class LifecycleRules:
             raise ValueError("send_hour must be between 0 and 23")
         if self.attribution_window_days < 0 or self.hold_days < 0:
             raise ValueError("attribution_window_days and hold_days must not be negative")
-        amounts = [*self.spend_thresholds, *(t.min_spend for t in self.tiers), *self.rewards.values()]
+        amounts = [
+            *self.spend_thresholds,
+            *(t.min_spend for t in self.tiers),
+            *self.rewards.values(),
+        ]
         for amount in amounts:
             try:
                 if Decimal(amount) < 0:

@@ -21,7 +21,9 @@ def sent_steps(kit: LifecycleKit, workflow_id: str) -> list[str]:
     return [e.step for e in kit.emails(workflow_id) if e.status == "sent"]
 
 
-async def test_happy_path_sends_every_step_at_ten_local_and_approves_the_referral(kit: LifecycleKit):
+async def test_happy_path_sends_every_step_at_ten_local_and_approves_the_referral(
+    kit: LifecycleKit,
+):
     creator = kit.add_creator("MAYA")
     placed = await kit.now()
     handle = await kit.buy(kit.purchase("1001", referral=creator.lower(), placed_at=placed))
@@ -43,10 +45,16 @@ async def test_happy_path_sends_every_step_at_ten_local_and_approves_the_referra
     outbox = kit.outbox(handle.id)
     assert len(outbox) == 4 and all(m.to_email == "c-42@example.com" for m in outbox)
     with kit.sessions() as session:
-        code = session.scalar(select(Purchase).where(Purchase.workflow_id == handle.id)).customer.referral_code
+        code = session.scalar(
+            select(Purchase).where(Purchase.workflow_id == handle.id)
+        ).customer.referral_code
     assert code and code in outbox[2].text and code in outbox[2].html
     [credit] = kit.credits(creator)
-    assert (credit.milestone, credit.amount, credit.status) == ("referral", Decimal("5.00"), "approved")
+    assert (credit.milestone, credit.amount, credit.status) == (
+        "referral",
+        Decimal("5.00"),
+        "approved",
+    )
     assert credit.approved_at >= credit.approve_after
 
 
@@ -61,7 +69,13 @@ async def test_repeat_purchase_crossing_two_thresholds_and_a_tier(kit: Lifecycle
 
     milestones = {c.milestone: c for c in kit.credits(creator)}
     # 49 + 250 = 299: crosses spend 100 and 250, and the silver tier at 150.
-    assert sorted(milestones) == ["first_repeat_purchase", "referral", "spend:100", "spend:250", "tier:silver"]
+    assert sorted(milestones) == [
+        "first_repeat_purchase",
+        "referral",
+        "spend:100",
+        "spend:250",
+        "tier:silver",
+    ]
     assert milestones["spend:100"].order_id == "2002"
     assert milestones["spend:250"].amount == Decimal("10.00")
     assert milestones["tier:silver"].amount == Decimal("15.00")
@@ -80,7 +94,10 @@ async def test_same_product_again_is_not_onboarded_twice(kit: LifecycleKit):
     summary = await second.result()
     assert sent_steps(kit, first.id) == STEPS
     assert summary.emails_sent == 0
-    assert summary.emails_skipped == {"already_onboarded_for_products": 3, "already_sent_to_customer": 1}
+    assert summary.emails_skipped == {
+        "already_onboarded_for_products": 3,
+        "already_sent_to_customer": 1,
+    }
 
 
 async def test_refund_before_day_7_stops_the_prompt_and_reverses_the_credit(kit: LifecycleKit):
@@ -106,7 +123,9 @@ async def test_refund_after_payout_is_a_clawback_entry(kit: LifecycleKit):
     with kit.sessions.begin() as session:
         session.get(Credit, credit.id).status = "paid"
     await kit.service.accept_refund(
-        RefundEvent(shop_id=kit.shop_id, order_id="4001", amount=Decimal("49.00"), reason="late return")
+        RefundEvent(
+            shop_id=kit.shop_id, order_id="4001", amount=Decimal("49.00"), reason="late return"
+        )
     )
     await handle.result()
 
@@ -132,7 +151,9 @@ async def test_refund_after_the_lifecycle_closed_still_claws_back(kit: Lifecycle
 async def test_unsubscribe_midway_stops_marketing_email(kit: LifecycleKit):
     handle = await kit.buy(await kit.placed_now("5001"))
     await kit.skip(3)
-    result = await kit.service.accept_unsubscribe(UnsubscribeEvent(shop_id=kit.shop_id, customer_id="c-42"))
+    result = await kit.service.accept_unsubscribe(
+        UnsubscribeEvent(shop_id=kit.shop_id, customer_id="c-42")
+    )
     assert result == {"lifecycles_signalled": 1}
     summary = await handle.result()
 
@@ -164,11 +185,17 @@ async def test_duplicate_repeat_signal_credits_once(kit: LifecycleKit):
     repeat = await kit.placed_now("7002", total="80.00", skus=["FILTER-3"])
     await kit.buy(repeat)
     with kit.sessions.begin() as session:  # as if the routing crashed before remembering it
-        session.scalar(select(Purchase).where(Purchase.order_id == "7002", Purchase.shop_id == kit.shop_id)).repeat_routed_at = None
+        session.scalar(
+            select(Purchase).where(Purchase.order_id == "7002", Purchase.shop_id == kit.shop_id)
+        ).repeat_routed_at = None
     await kit.service.accept_purchase(repeat)
     await first.result()
 
-    assert sorted(c.milestone for c in kit.credits(creator)) == ["first_repeat_purchase", "referral", "spend:100"]
+    assert sorted(c.milestone for c in kit.credits(creator)) == [
+        "first_repeat_purchase",
+        "referral",
+        "spend:100",
+    ]
     status = await first.query(PurchaseLifecycle.status)
     assert status.repeats == 1
 
@@ -177,10 +204,16 @@ async def test_self_referral_is_refused_and_recorded(kit: LifecycleKit):
     first = await kit.buy(await kit.placed_now("8001", "c-ana", email="Ana.Silva@gmail.com"))
     await first.result()
     with kit.sessions() as session:
-        code = session.scalar(select(Purchase).where(Purchase.workflow_id == first.id)).customer.referral_code
+        code = session.scalar(
+            select(Purchase).where(Purchase.workflow_id == first.id)
+        ).customer.referral_code
     # Same person under another customer id, with dots and a +tag Gmail ignores.
-    second = await kit.buy(await kit.placed_now("8002", "c-ana-2", email="anasilva+promo@GMAIL.com", referral=code))
-    friend = await kit.buy(await kit.placed_now("8003", "c-bea", email="bea@example.com", referral=code))
+    second = await kit.buy(
+        await kit.placed_now("8002", "c-ana-2", email="anasilva+promo@GMAIL.com", referral=code)
+    )
+    friend = await kit.buy(
+        await kit.placed_now("8003", "c-bea", email="bea@example.com", referral=code)
+    )
     await second.result()
     await friend.result()
 

@@ -57,18 +57,33 @@ async def test_activity_failing_twice_gives_one_email_and_one_credit(
         purchases = CrashAfterCommit(sessions)
         provider = FlakyProvider()
         emails = EmailActivities(
-            sessions, TemplateRenderer(templates_dir), provider,
+            sessions,
+            TemplateRenderer(templates_dir),
+            provider,
             EmailIdentity("hello@shop.example", "https://shop.example", "secret"),
         )
         async with AsyncExitStack() as stack:
             executor = stack.enter_context(ThreadPoolExecutor(8))
             for worker in (
-                Worker(kit.client, task_queue=settings.lifecycle_task_queue, workflows=[PurchaseLifecycle],
-                       activities=[purchases.begin_lifecycle, purchases.credit_milestones,
-                                   purchases.approve_credits, purchases.reverse_order_credits,
-                                   purchases.summarize_lifecycle], activity_executor=executor),
-                Worker(kit.client, task_queue=settings.email_task_queue, activities=[emails.send_step],
-                       activity_executor=executor),
+                Worker(
+                    kit.client,
+                    task_queue=settings.lifecycle_task_queue,
+                    workflows=[PurchaseLifecycle],
+                    activities=[
+                        purchases.begin_lifecycle,
+                        purchases.credit_milestones,
+                        purchases.approve_credits,
+                        purchases.reverse_order_credits,
+                        purchases.summarize_lifecycle,
+                    ],
+                    activity_executor=executor,
+                ),
+                Worker(
+                    kit.client,
+                    task_queue=settings.email_task_queue,
+                    activities=[emails.send_step],
+                    activity_executor=executor,
+                ),
             ):
                 await stack.enter_async_context(worker)
             creator = kit.add_creator("MAYA")
@@ -104,6 +119,11 @@ async def test_worker_stopped_and_restarted_mid_lifecycle(
         assert again.settings.lifecycle_task_queue == queues[0]
         summary = await handle.result()
     assert summary.emails_sent == 4
-    assert [e.step for e in kit.emails(handle.id)] == ["day_1", "day_7", "referral_prompt", "day_21"]
+    assert [e.step for e in kit.emails(handle.id)] == [
+        "day_1",
+        "day_7",
+        "referral_prompt",
+        "day_21",
+    ]
     assert len(kit.outbox(handle.id)) == 4
     assert [(c.milestone, c.status) for c in kit.credits(creator)] == [("referral", "approved")]
