@@ -11,7 +11,7 @@ from collections import Counter
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -140,7 +140,18 @@ class PurchaseActivities:
 
     @activity.defn
     def summarize_lifecycle(self, req: SummarizeLifecycle) -> LifecycleSummary:
-        with self.sessions() as session:
+        with self.sessions.begin() as session:
+            if req.stopped:
+                # A send the stop interrupted (waiting on its retry) will not go out: say why,
+                # instead of leaving it `failing`. One already handed to SendGrid stays as it is.
+                session.execute(
+                    update(EmailSend)
+                    .where(
+                        EmailSend.workflow_id == req.workflow_id,
+                        EmailSend.status.in_(("pending", "failing")),
+                    )
+                    .values(status="skipped", skip_reason=f"lifecycle_{req.stopped}")
+                )
             emails = session.execute(
                 select(EmailSend.status, EmailSend.skip_reason).where(
                     EmailSend.workflow_id == req.workflow_id

@@ -147,7 +147,10 @@ class ReverseOrderCredits:
 
 @dataclass
 class SummarizeLifecycle:
+    """`stopped` (cancelled, refunded) closes the emails a stop left unsent, with that reason."""
+
     workflow_id: str
+    stopped: str | None = None
 
 
 @dataclass

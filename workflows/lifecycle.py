@@ -145,7 +145,7 @@ class PurchaseLifecycle:
             self._set_stage(final)
             summary = await workflow.execute_activity_method(
                 PurchaseActivities.summarize_lifecycle,
-                SummarizeLifecycle(self.workflow_id),
+                SummarizeLifecycle(self.workflow_id, state.stopped),
                 start_to_close_timeout=DATABASE_TIMEOUT,
                 retry_policy=DATABASE_RETRY,
             )

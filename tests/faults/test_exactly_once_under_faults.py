@@ -161,7 +161,7 @@ async def test_every_email_and_credit_exactly_once_under_faults(
         f"  stories: {dict(Counter(s.kind for s in stories))}\n"
         f"  emails: must send {counts['must_send']} (+{counts['on_its_way_at_stop']} on their way "
         f"when a stop landed); recorded sent {counts['recorded_sent']}, skipped "
-        f"{counts['recorded_skipped']}, left failing by a stop {counts['left_failing_by_a_stop']}\n"
+        f"{counts['recorded_skipped']}, closed by a stop {counts['closed_by_a_stop']}\n"
         f"  provider: accepted {len(log.accepted)} keys, {copies} copies; answers "
         f"{dict(log.outcomes)}; faulty keys {dict(Counter(log.faults.values()))}\n"
         f"  duplicates in the known 202-before-commit window: {dict(verdict.window)}; "

@@ -101,12 +101,13 @@ def judge_emails(
     for key, row in rows.items():
         copies = log.accepted.get(key, [])
         verdict.counts[f"recorded_{row.status}"] += 1
-        if (
-            row.status == "failing"
-            and row.workflow_id in stopped
-            and (stage_of.get(row.workflow_id) in ("cancelled", "refunded"))
-        ):
-            verdict.counts["left_failing_by_a_stop"] += 1  # a person acted: retries cut short
+        if row.status == "skipped" and (row.skip_reason or "").startswith("lifecycle_"):
+            # A person acted while the send waited on a retry: closed with the stop's reason.
+            verdict.counts["closed_by_a_stop"] += 1
+            if row.workflow_id not in stopped or stage_of.get(row.workflow_id) not in (
+                "cancelled", "refunded",
+            ):
+                verdict.problems.append(f"{key} closed as {row.skip_reason} without a stop")
         elif row.status not in ("sent", "skipped"):
             verdict.problems.append(f"{key} left {row.status}: {row.last_error}")
         if row.status == "sent" and not copies:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from datetime import datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -236,3 +237,25 @@ async def test_lifecycle_status_query_reports_the_next_step(kit: LifecycleKit):
     await kit.service.client.get_workflow_handle(handle.id).signal(PurchaseLifecycle.cancel)
     summary = await handle.result()
     assert summary.stage == "cancelled" and summary.emails_sent == 1
+
+
+async def test_a_cancel_closes_a_send_stuck_on_retries_with_its_reason(
+    env, sessions, templates_dir, tmp_path
+):
+    broken = tmp_path / "templates"
+    shutil.copytree(templates_dir, broken)
+    for path in broken.glob("day_1/**/subject.txt"):
+        path.write_text("{{ no_such_variable }}")
+    async with LifecycleKit.running(env, sessions, broken) as kit:
+        handle = await kit.buy(await kit.placed_now("9101"))
+        await kit.skip(2)  # day_1 fails and waits on its retries
+        [stuck] = kit.emails(handle.id)
+        assert (stuck.step, stuck.status) == ("day_1", "failing")
+        await kit.client.get_workflow_handle(handle.id).signal(PurchaseLifecycle.cancel)
+        summary = await handle.result()
+
+    assert summary.stage == "cancelled"
+    assert summary.emails_skipped == {"lifecycle_cancelled": 1}
+    [closed] = kit.emails(handle.id)
+    assert (closed.status, closed.skip_reason) == ("skipped", "lifecycle_cancelled")
+    assert "no_such_variable" in closed.last_error
