@@ -183,7 +183,7 @@ def _error_handlers(app: FastAPI) -> None:
         problem = "the database" if isinstance(error, DBAPIError) else "Temporal"
         # the driver's message only: SQLAlchemy's adds the statement's parameters (emails)
         detail = str(error.orig if isinstance(error, DBAPIError) else error).strip()
-        log.warning("answered 503: %s is not answering: %s", problem, detail.splitlines()[0])
+        log.warning("answered 503: %s is not answering: %s", problem, detail.partition("\n")[0])
         body = error_body(503, [{"field": "service", "problem": f"{problem} is not answering"}])
         return JSONResponse(body, 503, headers={"Retry-After": "5"})
 
