@@ -47,7 +47,7 @@ def run(coro_factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
     except ConnectionError as error:
         fail(f"cannot reach Temporal: {error}")
     except DBAPIError as error:
-        fail(f"database: {str(error.orig).strip().splitlines()[0]}")
+        fail(f"database: {str(error.orig).strip().partition(chr(10))[0]}")
     except RuntimeError as error:
         if "connect" in str(error).lower():
             fail(f"cannot reach Temporal: {error}")
