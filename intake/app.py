@@ -12,6 +12,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Iterable
+from datetime import timedelta
 from typing import Any, TypeVar
 
 from fastapi import APIRouter, FastAPI, Request
@@ -126,8 +127,10 @@ def parse(model: type[Event], body: bytes) -> Event:
 def parse_json(body: bytes) -> Any:
     try:
         return json.loads(body)
+    except UnicodeDecodeError:
+        raise EventRejected(400, "body", "is not UTF-8 text") from None
     except (ValueError, RecursionError) as error:
-        problem = error.args[0] if isinstance(error, ValueError) else "nested too deeply"
+        problem = str(error) if isinstance(error, ValueError) else "nested too deeply"
         raise EventRejected(400, "body", f"is not valid JSON: {problem}") from None
 
 
@@ -142,21 +145,15 @@ async def _health(service: LifecycleService) -> list[dict[str, str]]:
     except DBAPIError as error:
         problems.append({"field": "database", "problem": str(error.orig)[:200]})
     try:
-        await service.client.service_client.check_health(timeout=_seconds(2))
+        await service.client.service_client.check_health(timeout=timedelta(seconds=2))
     except (RPCError, RuntimeError) as error:
         problems.append({"field": "temporal", "problem": str(error)[:200]})
     return problems
 
 
-def _seconds(value: float):  # type: ignore[no-untyped-def]
-    from datetime import timedelta
-
-    return timedelta(seconds=value)
-
-
 def _body(model: type[BaseModel]) -> dict[str, Any]:
     """The event schema in the OpenAPI document, since the body is read raw."""
-    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    schema = model.model_json_schema()  # nested models stay in its own $defs
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
 
 
