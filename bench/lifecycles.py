@@ -46,8 +46,7 @@ BASELINE = BaselineInput(
     window_s=RULES.attribution_window_days * RULES.day_seconds,
 )
 HISTORIES_SAMPLED = 25
-LATE_OK_S = 1.5
-LATE_TOO_MUCH_S = 3.0
+MAX_WAITING_TO_BEGIN = 16
 
 
 @dataclass
@@ -70,50 +69,33 @@ class Throughput:
         return self.worker_cpu_s / self.lifecycles * 1000
 
 
-async def regulated(count: int, lifecycle: Callable[[int], Awaitable[None]]) -> float:
-    """Run `count` lifecycles, keeping as many in flight as the worker can take without falling
-    behind, and return the steady rate of completions.
+async def regulated(
+    count: int, lifecycle: Callable[[int], Awaitable[None]],
+    waiting_to_begin: Callable[[], int] | None = None,
+) -> float:
+    """Run `count` lifecycles and return the steady rate of completions: those between the 10th
+    and 90th percentile, leaving out the ramp up and the last lifecycles' idle timers.
 
-    A lifecycle cannot finish before its window closes; the time it takes beyond that is how
-    late the worker is. The number in flight grows while lifecycles finish on time and shrinks
-    when they run late, so the worker is kept saturated without a backlog that would let a
-    compressed window close before a repeat purchase is handled (which a real 180-day window
-    never would). The rate counts completions between the 10th and 90th percentile, leaving
-    out the ramp up and the last lifecycles' idle timers.
+    With `waiting_to_begin` (Loyalloop's worker: purchases started but not yet attributed), a
+    lifecycle starts only while fewer than MAX_WAITING_TO_BEGIN wait for the worker, so the
+    worker stays saturated yet no backlog lets a compressed window close before the repeat
+    purchase is handled (a real 180-day window never would). Without it (the baseline, which
+    has no window to miss) all start at once: the baseline is measured at its best.
     """
-    window = RULES.attribution_window_days * RULES.day_seconds
-    limit, running, started = 20.0, 0, 0
     done: list[float] = []
-    late: list[float] = []
-    tasks: set[asyncio.Task[None]] = set()
+    tasks: list[asyncio.Task[None]] = []
 
     async def one(index: int) -> None:
-        nonlocal running
-        began = time.monotonic()
-        try:
-            await lifecycle(index)
-        finally:
-            running -= 1
+        await lifecycle(index)
         done.append(time.monotonic())
-        late.append(done[-1] - began - window)
 
-    next_check = time.monotonic() + 1
-    while started < count:
-        if running < int(limit):
-            running += 1
-            task = asyncio.create_task(one(started))
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
-            started += 1
-            continue
-        await asyncio.sleep(0.02)
-        if time.monotonic() >= next_check:
-            next_check = time.monotonic() + 1
-            recent = sorted(late[-20:])
-            if not recent or recent[len(recent) // 2] < LATE_OK_S:
-                limit = limit * 1.15 + 2
-            elif recent[len(recent) // 2] > LATE_TOO_MUCH_S:
-                limit = max(10.0, limit * 0.8)
+    waiting = 0
+    for index in range(count):
+        while waiting_to_begin is not None and waiting >= MAX_WAITING_TO_BEGIN:
+            await asyncio.sleep(0.05)
+            waiting = await asyncio.to_thread(waiting_to_begin)
+        tasks.append(asyncio.create_task(one(index)))
+        waiting += 1
     await asyncio.gather(*tasks)
     done.sort()
     low, high = int(count * 0.1), int(count * 0.9) - 1
@@ -152,7 +134,8 @@ async def run_real(
                                 RepeatPurchase(f"{order}-r", str(seed.REPEAT_TOTAL), str(total)))
             await handle.result()
 
-        per_s = await regulated(count, lifecycle)
+        per_s = await regulated(count, lifecycle,
+                                lambda: seed.waiting_to_begin(sessions, shop_id))
         after = worker.usage()
     finally:
         statements, commits = worker.stop()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from sqlalchemy import update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from database.models import Creator, Customer, Purchase
@@ -52,8 +52,20 @@ def purchases(sessions: sessionmaker[Session], shop_id: str, count: int) -> list
 def place_now(sessions: sessionmaker[Session], shop_id: str, order: str) -> None:
     """Every step is due relative to `placed_at`: the purchase is placed as its lifecycle starts,
     as it is when the intake stores it."""
+    now = datetime.now(UTC)
     with sessions.begin() as session:
         session.execute(
             update(Purchase).where(Purchase.shop_id == shop_id, Purchase.order_id == order)
-            .values(placed_at=datetime.now(UTC))
+            .values(placed_at=now, lifecycle_started_at=now)
         )
+
+
+def waiting_to_begin(sessions: sessionmaker[Session], shop_id: str) -> int:
+    """Purchases placed (their lifecycle started) that the worker has not attributed yet."""
+    with sessions() as session:
+        return session.scalar(
+            select(func.count()).where(
+                Purchase.shop_id == shop_id, Purchase.attribution.is_(None),
+                Purchase.lifecycle_started_at.is_not(None),
+            )
+        ) or 0
