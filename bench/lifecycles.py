@@ -46,7 +46,7 @@ BASELINE = BaselineInput(
     window_s=RULES.attribution_window_days * RULES.day_seconds,
 )
 HISTORIES_SAMPLED = 25
-MAX_WAITING_TO_BEGIN = 16
+MAX_WAITING_FOR_REPEAT = 16
 
 
 @dataclass
@@ -71,13 +71,13 @@ class Throughput:
 
 async def regulated(
     count: int, lifecycle: Callable[[int], Awaitable[None]],
-    waiting_to_begin: Callable[[], int] | None = None,
+    waiting_for_repeat: Callable[[], int] | None = None,
 ) -> float:
     """Run `count` lifecycles and return the steady rate of completions: those between the 10th
     and 90th percentile, leaving out the ramp up and the last lifecycles' idle timers.
 
-    With `waiting_to_begin` (Loyalloop's worker: purchases started but not yet attributed), a
-    lifecycle starts only while fewer than MAX_WAITING_TO_BEGIN wait for the worker, so the
+    With `waiting_for_repeat` (Loyalloop's worker: lifecycles whose repeat purchase is not
+    credited yet), a lifecycle starts only while fewer than MAX_WAITING_FOR_REPEAT wait, so the
     worker stays saturated yet no backlog lets a compressed window close before the repeat
     purchase is handled (a real 180-day window never would). Without it (the baseline, which
     has no window to miss) all start at once: the baseline is measured at its best.
@@ -91,9 +91,9 @@ async def regulated(
 
     waiting = 0
     for index in range(count):
-        while waiting_to_begin is not None and waiting >= MAX_WAITING_TO_BEGIN:
+        while waiting_for_repeat is not None and waiting >= MAX_WAITING_FOR_REPEAT:
             await asyncio.sleep(0.05)
-            waiting = await asyncio.to_thread(waiting_to_begin)
+            waiting = await asyncio.to_thread(waiting_for_repeat)
         tasks.append(asyncio.create_task(one(index)))
         waiting += 1
     await asyncio.gather(*tasks)
@@ -135,7 +135,7 @@ async def run_real(
             await handle.result()
 
         per_s = await regulated(count, lifecycle,
-                                lambda: seed.waiting_to_begin(sessions, shop_id))
+                                lambda: seed.waiting_for_repeat(sessions, shop_id))
         after = worker.usage()
     finally:
         statements, commits = worker.stop()

@@ -60,12 +60,13 @@ def place_now(sessions: sessionmaker[Session], shop_id: str, order: str) -> None
         )
 
 
-def waiting_to_begin(sessions: sessionmaker[Session], shop_id: str) -> int:
-    """Purchases placed (their lifecycle started) that the worker has not attributed yet."""
+def waiting_for_repeat(sessions: sessionmaker[Session], shop_id: str) -> int:
+    """Lifecycles started whose repeat purchase is not credited yet."""
+    from database.models import Credit
+
     with sessions() as session:
-        return session.scalar(
-            select(func.count()).where(
-                Purchase.shop_id == shop_id, Purchase.attribution.is_(None),
-                Purchase.lifecycle_started_at.is_not(None),
-            )
-        ) or 0
+        started = session.scalar(select(func.count()).where(
+            Purchase.shop_id == shop_id, Purchase.lifecycle_started_at.is_not(None)))
+        credited = session.scalar(select(func.count()).where(
+            Credit.shop_id == shop_id, Credit.milestone == "first_repeat_purchase"))
+    return (started or 0) - (credited or 0)
