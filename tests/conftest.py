@@ -51,7 +51,15 @@ async def register_search_attributes(client: Client, namespace: str = "default")
     )
 
 
-@pytest.fixture(scope="session")
+def _env_scope(fixture_name: str, config: pytest.Config) -> str:
+    """A time-skipping server of each test's own: its clock is shared by every workflow on it,
+    and one test's lifecycle left open (or closed mid-task) stalls the clock for the next test.
+    The dev server runs in real time and is shared by the session."""
+    local = config.getoption("--workflow-environment") == "local"
+    return "session" if local else "function"
+
+
+@pytest.fixture(scope=_env_scope)  # type: ignore[arg-type]
 async def env(request: pytest.FixtureRequest) -> AsyncIterator[WorkflowEnvironment]:
     kind = request.config.getoption("--workflow-environment")
     if kind == "local":
