@@ -108,6 +108,14 @@ def judge_emails(
                 "cancelled", "refunded",
             ):
                 verdict.problems.append(f"{key} closed as {row.skip_reason} without a stop")
+        elif (
+            row.status in ("failing", "sending")
+            and row.workflow_id in stopped
+            and stage_of.get(row.workflow_id) in ("cancelled", "refunded")
+        ):
+            # Its attempt was on its way to SendGrid when the stop landed, and failed (or its
+            # worker died) after the lifecycle had closed its other sends.
+            verdict.counts["in_flight_at_a_stop"] += 1
         elif row.status not in ("sent", "skipped"):
             verdict.problems.append(f"{key} left {row.status}: {row.last_error}")
         if row.status == "sent" and not copies:
