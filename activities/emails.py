@@ -1,27 +1,28 @@
 """The email step: decide send or skip, render at send time, send once.
 
-Send order: claim the step's row (keyed by its idempotency key), render, decide again holding
-the customer's row (an erasure, an unsubscribe or another lifecycle's once-per-customer send may
-have landed), send, mark sent. The outbox writes the message in the transaction that marks it
-sent, so it is exactly-once. With SendGrid the row is `sending` while the request is out; SendGrid
-has no idempotency key, so two gaps remain, measured by the fault suite (docs/testing.md): the
+The decision is made in one transaction holding the customer's row, so an erasure, an
+unsubscribe or another lifecycle's once-per-customer send either landed before it (and is seen)
+or waits for it (and sees this email claimed). The outbox writes the message in that same
+transaction, which marks the step sent: exactly once, one commit. With SendGrid the transaction
+leaves the row `sending`, the request goes out, and a second one records the 202. SendGrid has
+no idempotency key, so two gaps remain, measured by the fault suite (docs/testing.md): the
 worker dying between SendGrid's 202 and our commit, and a 202 arriving after our client timed
-out. A dropped database connection at the commit is retried in place rather than resending.
+out. A dropped database connection at that commit is retried in place rather than resending.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, contains_eager, sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.purchases import load_purchase
+from activities.purchases import purchase_not_found
 from database.models import Creator, Customer, EmailSend, Purchase
 from messages.context import build_context, unsubscribe_url
 from messages.render import Rendered, TemplateProblem, TemplateRenderer
@@ -32,6 +33,9 @@ DONE = ("sent", "skipped")
 # Sent, or handed to the provider and not yet confirmed: either counts as "sent before".
 CLAIMED = ("sent", "sending")
 CONFIRM_ATTEMPTS = 4
+# How long another lifecycle's unconfirmed send of a once-per step makes this one wait; after
+# it, the claim counts as sent (its lifecycle may have stopped with the request out).
+CLAIM_WAIT = timedelta(minutes=2)
 
 
 @dataclass(frozen=True)
@@ -60,77 +64,68 @@ class EmailActivities:
     def send_step(self, req: SendStep) -> StepResult:
         now = datetime.fromisoformat(req.now)
         with self.sessions.begin() as session:
-            row, purchase = self._claim(session, req)
-            if row.status in DONE:
-                return StepResult(req.step, row.status, row.skip_reason)
-            reason = self._skip_reason(session, req, purchase)
-            if reason:
-                row.status, row.skip_reason, row.decided_at = "skipped", reason, now
-                return StepResult(req.step, "skipped", reason)
-            row.attempts += 1
-            row_id = row.id
-            message_parts = self._context(session, req, purchase)
-        try:
-            rendered = self.renderer.render(
-                req.step, message_parts.context, locale=message_parts.locale, skus=purchase.skus
-            )
-            message = message_parts.message(rendered, req)
-            with self.sessions.begin() as session:
-                row = session.get_one(EmailSend, row_id, with_for_update=True)
-                if row.status in DONE:
-                    return StepResult(req.step, row.status, row.skip_reason)
-                # An erasure or unsubscribe may have landed while we rendered: look again,
-                # holding the customer's row, so it wins over a send that has not gone out.
-                late = self._skip_reason(session, req, self._locked_purchase(session, req))
-                if late:
-                    row.status, row.skip_reason, row.decided_at = "skipped", late, now
-                    return StepResult(req.step, "skipped", late)
-                if self.sender.name == "outbox":
-                    message_id = self.sender.send(session, row_id, message)
-                    self._mark_sent(row, rendered, message_id, now)
-                    return StepResult(req.step, "sent")
-                # Claimed while holding the customer's row: another lifecycle deciding a
-                # once-per-customer step now sees this one on its way.
-                row.status = "sending"
-            message_id = self.sender.send(session, row_id, message)
-            self._confirm_sent(row_id, rendered, message_id, now)
-            return StepResult(req.step, "sent")
-        except TemplateProblem as problem:
-            self._record_error(row_id, "failing", f"template: {problem}")
-            raise ApplicationError(str(problem), type="TemplateError") from problem
-        except SendError as error:
-            status = "failing" if error.retryable else "failed"
-            self._record_error(row_id, status, f"provider {error.status}: {error}")
-            if error.retryable:
-                raise ApplicationError(str(error), type="ProviderUnavailable") from error
-            return StepResult(req.step, "failed", f"provider_rejected_{error.status}")
+            outcome = self._claim(session, req, now)
+            if isinstance(outcome, _Claimed) and self.sender.name == "outbox":
+                outcome = self._keep_in_outbox(session, outcome, now)
+        if isinstance(outcome, _Claimed):
+            outcome = self._send_to_provider(outcome, now)
+        if isinstance(outcome, _Retry):
+            raise ApplicationError(outcome.error, type=outcome.kind)
+        return outcome
 
-    @staticmethod
-    def _locked_purchase(session: Session, req: SendStep) -> Purchase:
-        purchase = load_purchase(session, req.shop_id, req.order_id)
-        session.refresh(purchase.customer, with_for_update=True)
-        return purchase
-
-    def _claim(self, session: Session, req: SendStep) -> tuple[EmailSend, Purchase]:
-        purchase = load_purchase(session, req.shop_id, req.order_id)
+    def _claim(self, session: Session, req: SendStep, now: datetime) -> Outcome:
+        """Decide, holding the customer's row: done before, skipped, or rendered and claimed."""
+        purchase = _locked_purchase(session, req)
         row = session.scalar(
             select(EmailSend).where(EmailSend.idempotency_key == req.key).with_for_update()
         )
-        if row is None:
-            row = EmailSend(
-                idempotency_key=req.key,
-                workflow_id=req.workflow_id,
-                shop_id=req.shop_id,
-                order_id=req.order_id,
-                customer_id=purchase.customer.customer_id,
-                step=req.step,
-                skus=purchase.skus,
-                status="pending",
-                attempts=0,
+        if row is not None and row.status in DONE:
+            return StepResult(req.step, row.status, row.skip_reason)
+        row = row or _new_row(req, purchase)
+        session.add(row)
+        reason = self._skip_reason(session, req, purchase)
+        if reason:
+            row.status, row.skip_reason, row.decided_at = "skipped", reason, now
+            return StepResult(req.step, "skipped", reason)
+        row.attempts += 1
+        parts = self._context(session, req, purchase)
+        try:
+            rendered = self.renderer.render(
+                req.step, parts.context, locale=parts.locale, skus=purchase.skus
             )
-            session.add(row)
-            session.flush()
-        return row, purchase
+        except TemplateProblem as problem:
+            # Kept failing with the error for the marketer; the retry renders again.
+            row.status, row.last_error = "failing", f"template: {problem}"[:2000]
+            return _Retry("TemplateError", str(problem))
+        # Claimed while holding the customer's row: another lifecycle deciding a
+        # once-per-customer step now sees this one on its way.
+        row.status, row.decided_at = "sending", activity.info().current_attempt_scheduled_time
+        session.flush()
+        return _Claimed(row, rendered, parts.message(rendered, req))
+
+    def _keep_in_outbox(
+        self, session: Session, claimed: _Claimed, now: datetime
+    ) -> StepResult | _Retry:
+        """The outbox keeps the message in the claiming transaction: kept exactly when the step
+        is recorded sent."""
+        row = claimed.row
+        try:
+            message_id = self.sender.send(session, row.id, claimed.message)
+        except SendError as error:
+            row.status, row.last_error = _failure(error)
+            return _outcome(row.step, error)
+        self._mark_sent(row, claimed.rendered, message_id, now)
+        return StepResult(row.step, "sent")
+
+    def _send_to_provider(self, claimed: _Claimed, now: datetime) -> StepResult | _Retry:
+        row_id, step = claimed.row.id, claimed.row.step
+        try:
+            message_id = self.sender.send(None, row_id, claimed.message)
+        except SendError as error:
+            self._record_error(row_id, *_failure(error))
+            return _outcome(step, error)
+        self._confirm_sent(row_id, claimed.rendered, message_id, now)
+        return StepResult(step, "sent")
 
     def _skip_reason(self, session: Session, req: SendStep, purchase: Purchase) -> str | None:
         customer = purchase.customer
@@ -144,8 +139,8 @@ class EmailActivities:
             return "no_marketing_consent"
         if req.idempotency_key is not None:
             return None  # a resend is on purpose: support asked for it
-        earlier = session.scalars(
-            select(EmailSend.skus).where(
+        earlier = session.execute(
+            select(EmailSend.skus, EmailSend.status, EmailSend.decided_at).where(
                 EmailSend.shop_id == req.shop_id,
                 EmailSend.customer_id == customer.customer_id,
                 EmailSend.step == req.step,
@@ -153,11 +148,21 @@ class EmailActivities:
                 EmailSend.workflow_id != req.workflow_id,
             )
         ).all()
-        if req.once_per == "customer" and earlier:
-            return "already_sent_to_customer"
-        covered = {sku for skus in earlier for sku in skus}
-        if req.once_per == "product" and set(purchase.skus) <= covered:
-            return "already_onboarded_for_products"
+        checked_at = activity.info().current_attempt_scheduled_time
+        confirmed = [
+            skus
+            for skus, status, claimed_at in earlier
+            if status == "sent" or claimed_at is None or checked_at - claimed_at > CLAIM_WAIT
+        ]
+        if reason := _covered(req, purchase, confirmed):
+            return reason
+        if _covered(req, purchase, [skus for skus, _, _ in earlier]):
+            # Another lifecycle has it with the provider: decide once that send is settled, so
+            # a send that fails, or is stopped, does not leave this customer without the email.
+            raise ApplicationError(
+                f"{req.step} for this customer is with the provider for another lifecycle",
+                type="ClaimUnconfirmed",
+            )
         return None
 
     def _context(self, session: Session, req: SendStep, purchase: Purchase) -> _MessageParts:
@@ -229,6 +234,75 @@ class EmailActivities:
             row = session.get_one(EmailSend, row_id)
             if row.status not in DONE:
                 row.status, row.last_error = status, error[:2000]
+
+
+@dataclass(frozen=True)
+class _Claimed:
+    """A step decided to go out: its row `sending`, its message rendered."""
+
+    row: EmailSend
+    rendered: Rendered
+    message: Message
+
+
+@dataclass(frozen=True)
+class _Retry:
+    """A failure a retry can mend: a template being fixed, a provider that is down."""
+
+    kind: str
+    error: str
+
+
+Outcome = StepResult | _Claimed | _Retry
+
+
+def _failure(error: SendError) -> tuple[str, str]:
+    """The row's status and error text after the provider said no."""
+    return ("failing" if error.retryable else "failed"), f"provider {error.status}: {error}"[:2000]
+
+
+def _outcome(step: str, error: SendError) -> StepResult | _Retry:
+    if error.retryable:
+        return _Retry("ProviderUnavailable", str(error))
+    return StepResult(step, "failed", f"provider_rejected_{error.status}")
+
+
+def _covered(req: SendStep, purchase: Purchase, earlier: list[list[str]]) -> str | None:
+    """Why other lifecycles' sends of this step (their SKUs) make this one unneeded."""
+    if req.once_per == "customer" and earlier:
+        return "already_sent_to_customer"
+    covered = {sku for skus in earlier for sku in skus}
+    if req.once_per == "product" and set(purchase.skus) <= covered:
+        return "already_onboarded_for_products"
+    return None
+
+
+def _locked_purchase(session: Session, req: SendStep) -> Purchase:
+    """The purchase with its customer's row locked: the one lock every send decision takes."""
+    purchase = session.scalar(
+        select(Purchase)
+        .join(Purchase.customer)
+        .options(contains_eager(Purchase.customer))
+        .where(Purchase.shop_id == req.shop_id, Purchase.order_id == req.order_id)
+        .with_for_update(of=Customer)
+    )
+    if purchase is None:
+        raise purchase_not_found(req.shop_id, req.order_id)
+    return purchase
+
+
+def _new_row(req: SendStep, purchase: Purchase) -> EmailSend:
+    return EmailSend(
+        idempotency_key=req.key,
+        workflow_id=req.workflow_id,
+        shop_id=req.shop_id,
+        order_id=req.order_id,
+        customer_id=purchase.customer.customer_id,
+        step=req.step,
+        skus=purchase.skus,
+        status="pending",
+        attempts=0,
+    )
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ from workflows.contract import (
     StepDue,
     SummarizeLifecycle,
 )
+from workflows.rules import LifecycleRules
 
 
 def load_purchase(session: Session, shop_id: str, order_id: str) -> Purchase:
@@ -37,16 +38,42 @@ def load_purchase(session: Session, shop_id: str, order_id: str) -> Purchase:
         select(Purchase).where(Purchase.shop_id == shop_id, Purchase.order_id == order_id)
     )
     if purchase is None:
-        raise ApplicationError(
-            f"purchase {shop_id}/{order_id} is not in the database",
-            type="PurchaseNotFound",
-            non_retryable=True,
-        )
+        raise purchase_not_found(shop_id, order_id)
     return purchase
 
 
-def _recorded(credit: Credit) -> CreditRecorded:
-    return CreditRecorded(credit.id, credit.milestone, credit.approve_after.isoformat())
+def purchase_not_found(shop_id: str, order_id: str) -> ApplicationError:
+    return ApplicationError(
+        f"purchase {shop_id}/{order_id} is not in the database",
+        type="PurchaseNotFound",
+        non_retryable=True,
+    )
+
+
+def _credit(
+    session: Session,
+    purchase: Purchase,
+    order_id: str,
+    workflow_id: str,
+    referrer_kind: str,
+    referrer_code: str,
+    milestones: list[str],
+    rules: LifecycleRules,
+    now: datetime,
+) -> list[CreditRecorded]:
+    """The referrer's credits for these milestones, at the rules' rewards, each held."""
+    found = credits.record(
+        session,
+        purchase=purchase,
+        order_id=order_id,
+        workflow_id=workflow_id,
+        referrer_kind=referrer_kind,
+        referrer_code=referrer_code,
+        amounts={m: Decimal(rules.reward(m)) for m in milestones},
+        hold=days(rules, rules.hold_days),
+        now=now,
+    )
+    return [CreditRecorded(c.id, c.milestone, c.approve_after.isoformat()) for c in found]
 
 
 class PurchaseActivities:
@@ -70,19 +97,17 @@ class PurchaseActivities:
             )
             recorded = []
             if purchase.attribution in ("creator", "customer") and purchase.referrer_code:
-                credit = credits.record(
+                recorded = _credit(
                     session,
-                    purchase=purchase,
-                    order_id=purchase.order_id,
-                    workflow_id=req.workflow_id,
-                    referrer_kind=purchase.attribution,
-                    referrer_code=purchase.referrer_code,
-                    milestone="referral",
-                    amount=Decimal(rules.reward("referral")),
-                    hold=days(rules, rules.hold_days),
-                    now=now,
+                    purchase,
+                    purchase.order_id,
+                    req.workflow_id,
+                    purchase.attribution,
+                    purchase.referrer_code,
+                    ["referral"],
+                    rules,
+                    now,
                 )
-                recorded.append(_recorded(credit))
             steps = [
                 StepDue(
                     rule.step,
@@ -104,26 +129,19 @@ class PurchaseActivities:
     @activity.defn
     def credit_milestones(self, req: CreditMilestones) -> list[CreditRecorded]:
         now = datetime.fromisoformat(req.now)
-        rules = req.rules
         with self.sessions.begin() as session:
             purchase = load_purchase(session, req.shop_id, req.order_id)
-            return [
-                _recorded(
-                    credits.record(
-                        session,
-                        purchase=purchase,
-                        order_id=req.earned_by_order,
-                        workflow_id=req.workflow_id,
-                        referrer_kind=req.referrer_kind,
-                        referrer_code=req.referrer_code,
-                        milestone=milestone,
-                        amount=Decimal(rules.reward(milestone)),
-                        hold=days(rules, rules.hold_days),
-                        now=now,
-                    )
-                )
-                for milestone in req.milestones
-            ]
+            return _credit(
+                session,
+                purchase,
+                req.earned_by_order,
+                req.workflow_id,
+                req.referrer_kind,
+                req.referrer_code,
+                req.milestones,
+                req.rules,
+                now,
+            )
 
     @activity.defn
     def approve_credits(self, req: ApproveCredits) -> int:

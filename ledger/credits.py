@@ -26,38 +26,42 @@ def record(
     workflow_id: str,
     referrer_kind: str,
     referrer_code: str,
-    milestone: str,
-    amount: Decimal,
+    amounts: dict[str, Decimal],
     hold: timedelta,
     now: datetime,
-) -> Credit:
-    """Add the credit unless this referrer already earned this milestone for this customer."""
-    existing = session.scalar(
-        select(Credit).where(
-            Credit.shop_id == purchase.shop_id,
-            Credit.referrer_code == referrer_code,
-            Credit.customer_id == purchase.customer.customer_id,
-            Credit.milestone == milestone,
+) -> list[Credit]:
+    """Add each milestone's credit unless this referrer already earned it for this customer;
+    returns them in the order given, found or added, in one query and one flush."""
+    customer_id = purchase.customer.customer_id
+    found = {
+        credit.milestone: credit
+        for credit in session.scalars(
+            select(Credit).where(
+                Credit.shop_id == purchase.shop_id,
+                Credit.referrer_code == referrer_code,
+                Credit.customer_id == customer_id,
+                Credit.milestone.in_(list(amounts)),
+            )
         )
-    )
-    if existing is not None:
-        return existing
-    credit = Credit(
-        shop_id=purchase.shop_id,
-        referrer_kind=referrer_kind,
-        referrer_code=referrer_code,
-        customer_id=purchase.customer.customer_id,
-        order_id=order_id,
-        workflow_id=workflow_id,
-        milestone=milestone,
-        amount=amount,
-        currency=purchase.currency,
-        status="pending",
-        approve_after=now + hold,
-    )
-    session.add(credit)
+    }
+    for milestone, amount in amounts.items():
+        if milestone not in found:
+            found[milestone] = Credit(
+                shop_id=purchase.shop_id,
+                referrer_kind=referrer_kind,
+                referrer_code=referrer_code,
+                customer_id=customer_id,
+                order_id=order_id,
+                workflow_id=workflow_id,
+                milestone=milestone,
+                amount=amount,
+                currency=purchase.currency,
+                status="pending",
+                approve_after=now + hold,
+            )
+            session.add(found[milestone])
     session.flush()
-    return credit
+    return [found[milestone] for milestone in amounts]
 
 
 def approve(session: Session, credit_ids: Iterable[int], now: datetime) -> int:

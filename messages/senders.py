@@ -62,9 +62,12 @@ class SendError(Exception):
 
 
 class Sender(Protocol):
+    """`session` is the transaction claiming the email: the outbox writes in it, a provider
+    is called after it committed and gets None."""
+
     name: str
 
-    def send(self, session: Session, email_send_id: int, message: Message) -> str: ...
+    def send(self, session: Session | None, email_send_id: int, message: Message) -> str: ...
 
 
 class OutboxSender:
@@ -76,7 +79,8 @@ class OutboxSender:
 
     name = "outbox"
 
-    def send(self, session: Session, email_send_id: int, message: Message) -> str:
+    def send(self, session: Session | None, email_send_id: int, message: Message) -> str:
+        assert session is not None, "the outbox writes in the claiming transaction"
         row = OutboxMessage(
             email_send_id=email_send_id,
             to_email=message.to_email,
@@ -102,7 +106,7 @@ class SendGridSender:
         # every request client is derived from this one and inherits the attribute.
         self._api.client.timeout = timeout
 
-    def send(self, session: Session, email_send_id: int, message: Message) -> str:
+    def send(self, session: Session | None, email_send_id: int, message: Message) -> str:
         try:
             mail = build_mail(message)
         except (SendGridException, TypeError, ValueError) as error:

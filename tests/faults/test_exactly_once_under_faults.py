@@ -150,7 +150,7 @@ async def test_every_email_and_credit_exactly_once_under_faults(
             stage_of[handle.id] = result.stage
     in_flight = await sends_in_flight_at_cancel(dev_server.client, stories)
     judge_stories(verdict, stories, rows, log, stage_of, ledger, in_flight)
-    judge_emails(verdict, stories, rows, log, stage_of)
+    judge_emails(verdict, stories, rows, log, stage_of, worker.kills, cutter.sweeps)
     judge_duplicates(verdict, rows, log, worker.kills, cutter.sweeps)
 
     counts, problems = verdict.counts, verdict.problems

@@ -11,7 +11,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
 from database.models import Credit, EmailSend
-from tests.faults.fake_sendgrid import ProviderLog
+from tests.faults.fake_sendgrid import Accepted, ProviderLog
 from tests.faults.stories import Story
 
 # A duplicate is put down to the known window only if its fault struck this soon after the
@@ -95,6 +95,8 @@ def judge_emails(
     rows: dict[str, EmailSend],
     log: ProviderLog,
     stage_of: dict[str, str],
+    kills: list[float],
+    cuts: list[float],
 ) -> None:
     """Every row decided, and the provider and `email_send` agreeing key by key."""
     stopped = {f"purchase-{s.shop_id}-{s.stopped_order}" for s in stories if s.stopped_order}
@@ -105,7 +107,8 @@ def judge_emails(
             # A person acted while the send waited on a retry: closed with the stop's reason.
             verdict.counts["closed_by_a_stop"] += 1
             if row.workflow_id not in stopped or stage_of.get(row.workflow_id) not in (
-                "cancelled", "refunded",
+                "cancelled",
+                "refunded",
             ):
                 verdict.problems.append(f"{key} closed as {row.skip_reason} without a stop")
         elif (
@@ -120,9 +123,18 @@ def judge_emails(
             verdict.problems.append(f"{key} left {row.status}: {row.last_error}")
         if row.status == "sent" and not copies:
             verdict.problems.append(f"{key} recorded sent, never reached the provider")
-        if row.status != "sent" and copies and not any(c.answered for c in copies):
+        answered = [c for c in copies if c.answered]
+        if row.status != "sent" and copies and not answered:
             # SendGrid took it after the client gave up; a stop or a skip then ended the step.
             verdict.window["late_202_after_client_timeout"] += len(copies)
+        elif (
+            row.status == "sending"
+            and answered
+            and (cause := _fault_after(answered[-1], kills, cuts))
+        ):
+            # SendGrid said 202 and the worker never recorded it; a stop then closed the
+            # lifecycle before a retry could. The row says so: handed over, not confirmed.
+            verdict.window[cause] += 1
         elif row.status != "sent" and copies:
             verdict.problems.append(f"{key} reached the customer but is recorded {row.status}")
         if row.status == "sent" and row.provider_message_id not in {c.message_id for c in copies}:
@@ -150,14 +162,21 @@ def judge_duplicates(
                 continue
             if not copy.answered:
                 verdict.window["late_202_after_client_timeout"] += 1
-            elif any(copy.at <= t <= copy.at + WINDOW_S for t in kills):
-                verdict.window["worker_killed_after_202"] += 1
-            elif any(copy.at - 0.1 <= t <= copy.at + WINDOW_S for t in cuts):
-                verdict.window["connection_cut_after_202"] += 1
+            elif cause := _fault_after(copy, kills, cuts):
+                verdict.window[cause] += 1
             else:
                 verdict.problems.append(
                     f"duplicate {key}: copy {copy.message_id}, no fault near it"
                 )
+
+
+def _fault_after(copy: Accepted, kills: list[float], cuts: list[float]) -> str | None:
+    """The fault that kept the worker from recording this accepted copy, if one struck in time."""
+    if any(copy.at <= t <= copy.at + WINDOW_S for t in kills):
+        return "worker_killed_after_202"
+    if any(copy.at - 0.1 <= t <= copy.at + WINDOW_S for t in cuts):
+        return "connection_cut_after_202"
+    return None
 
 
 async def sends_in_flight_at_cancel(client: Client, stories: list[Story]) -> dict[str, set[str]]:

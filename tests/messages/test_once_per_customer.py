@@ -1,24 +1,28 @@
 """A once-per-customer step (the referral prompt) decided by two lifecycles at the same moment
-goes out once: the second decides while holding the customer's row and sees the first on its
-way to SendGrid."""
+goes out once: the second decides while holding the customer's row, sees the first on its way to
+SendGrid, and waits for it to settle; if the first fails, the second sends it."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
 from sqlalchemy.orm import Session, sessionmaker
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment
 
 from activities.emails import EmailActivities, EmailIdentity
 from database.models import Customer, Purchase
 from messages.render import TemplateRenderer
 from messages.senders import SendGridSender
 from tests.messages.test_senders import FakeSendGrid, Reply, fake_sendgrid  # noqa: F401
-from workflows.contract import SendStep
+from workflows.contract import SendStep, StepResult
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 
@@ -55,41 +59,84 @@ def two_purchases(sessions: sessionmaker[Session]) -> tuple[str, list[str]]:
     return shop, ["1", "2"]
 
 
+def prompt_sender(sessions: sessionmaker[Session], provider: FakeSendGrid, shop: str):  # type: ignore[no-untyped-def]
+    """Sends one order's referral prompt as its activity would, attempt time now."""
+    emails = EmailActivities(
+        sessions,
+        TemplateRenderer(TEMPLATES),
+        SendGridSender("SG.test", host=provider.url),
+        EmailIdentity("hello@shop.example", "https://shop.example", "secret"),
+    )
+
+    def send(order: str) -> tuple[str, str | None]:
+        env = ActivityEnvironment()
+        env.info = dataclasses.replace(env.info, current_attempt_scheduled_time=datetime.now(UTC))
+        request = SendStep(
+            shop_id=shop,
+            order_id=order,
+            workflow_id=f"purchase-{shop}-{order}",
+            step="referral_prompt",
+            now=datetime.now(UTC).isoformat(),
+            once_per="customer",
+        )
+        result: StepResult = env.run(emails.send_step, request)
+        return result.status, result.reason
+
+    return send
+
+
+def with_sendgrid(pool: ThreadPoolExecutor, provider: FakeSendGrid, send, order: str):  # type: ignore[no-untyped-def]
+    """Start `order`'s send and return once its request has reached SendGrid."""
+    started: Future[tuple[str, str | None]] = pool.submit(send, order)
+    deadline = time.monotonic() + 10
+    while not provider.received and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert provider.received, started.result(timeout=1)
+    return started
+
+
+def waits_for_the_other(send, order: str) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ApplicationError) as waiting:
+        send(order)
+    assert waiting.value.type == "ClaimUnconfirmed"
+
+
 def test_two_lifecycles_send_the_referral_prompt_once(
     sessions: sessionmaker[Session],
     fake_sendgrid: FakeSendGrid,  # noqa: F811
 ) -> None:
     # The first send is still out when the second lifecycle decides.
     fake_sendgrid.reply = Reply(202, delay_s=1.0)
-    shop, orders = two_purchases(sessions)
-    emails = EmailActivities(
-        sessions,
-        TemplateRenderer(TEMPLATES),
-        SendGridSender("SG.test", host=fake_sendgrid.url),
-        EmailIdentity("hello@shop.example", "https://shop.example", "secret"),
-    )
+    shop, (first, second) = two_purchases(sessions)
+    send = prompt_sender(sessions, fake_sendgrid, shop)
 
-    def send(order: str) -> tuple[str, str | None]:
-        result = emails.send_step(
-            SendStep(
-                shop_id=shop,
-                order_id=order,
-                workflow_id=f"purchase-{shop}-{order}",
-                step="referral_prompt",
-                now=datetime.now(UTC).isoformat(),
-                once_per="customer",
-            )
-        )
-        return result.status, result.reason
+    with ThreadPoolExecutor(1) as pool:
+        out = with_sendgrid(pool, fake_sendgrid, send, first)
+        waits_for_the_other(send, second)  # its activity retries later
+        assert out.result(timeout=30) == ("sent", None)
 
-    with ThreadPoolExecutor(2) as pool:
-        first = pool.submit(send, orders[0])
-        deadline = time.monotonic() + 10
-        while not fake_sendgrid.received and time.monotonic() < deadline:
-            time.sleep(0.01)  # until the first request has reached SendGrid
-        assert fake_sendgrid.received, first.result(timeout=1)
-        second = pool.submit(send, orders[1])
-        outcomes = [first.result(timeout=30), second.result(timeout=30)]
-
-    assert outcomes == [("sent", None), ("skipped", "already_sent_to_customer")]
+    assert send(second) == ("skipped", "already_sent_to_customer")
     assert len(fake_sendgrid.received) == 1
+
+
+def test_a_prompt_whose_send_fails_goes_out_from_the_other_lifecycle(
+    sessions: sessionmaker[Session],
+    fake_sendgrid: FakeSendGrid,  # noqa: F811
+) -> None:
+    # The first lifecycle's send fails while the second waits on it: the customer still gets
+    # the prompt once, from whichever lifecycle decides next.
+    fake_sendgrid.reply = Reply(503, delay_s=1.0)
+    shop, (first, second) = two_purchases(sessions)
+    send = prompt_sender(sessions, fake_sendgrid, shop)
+
+    with ThreadPoolExecutor(1) as pool:
+        out = with_sendgrid(pool, fake_sendgrid, send, first)
+        waits_for_the_other(send, second)
+        with pytest.raises(ApplicationError) as failed:
+            out.result(timeout=30)
+        assert failed.value.type == "ProviderUnavailable"
+
+    fake_sendgrid.reply = Reply(202)
+    assert send(second) == ("sent", None)
+    assert send(first) == ("skipped", "already_sent_to_customer")
+    assert len(fake_sendgrid.received) == 2  # the 503 and the one that went out

@@ -40,7 +40,7 @@ class FlakyProvider(OutboxSender):
     def __init__(self) -> None:
         self.calls = 0
 
-    def send(self, session: Session, email_send_id: int, message: Message) -> str:
+    def send(self, session: Session | None, email_send_id: int, message: Message) -> str:
         self.calls += 1
         if self.calls <= 2:
             raise SendError("503 Service Unavailable", retryable=True, status=503)
