@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from sqlalchemy import func, select, update
+from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
 from database.models import Creator, Customer, Purchase
@@ -58,15 +58,3 @@ def place_now(sessions: sessionmaker[Session], shop_id: str, order: str) -> None
             update(Purchase).where(Purchase.shop_id == shop_id, Purchase.order_id == order)
             .values(placed_at=now, lifecycle_started_at=now)
         )
-
-
-def waiting_for_repeat(sessions: sessionmaker[Session], shop_id: str) -> int:
-    """Lifecycles started whose repeat purchase is not credited yet."""
-    from database.models import Credit
-
-    with sessions() as session:
-        started = session.scalar(select(func.count()).where(
-            Purchase.shop_id == shop_id, Purchase.lifecycle_started_at.is_not(None)))
-        credited = session.scalar(select(func.count()).where(
-            Credit.shop_id == shop_id, Credit.milestone == "first_repeat_purchase"))
-    return (started or 0) - (credited or 0)

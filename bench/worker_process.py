@@ -54,15 +54,17 @@ def _count_round_trips() -> None:
 def _workers(
     client: Client, args: argparse.Namespace, executor: ThreadPoolExecutor
 ) -> list[Worker]:
+    from worker import build_workers, workflow_runner
+
     if args.kind == "baseline":
+        # The same sandbox settings as Loyalloop's worker: the gap measured is the workflow's.
         return [
             Worker(client, task_queue=args.task_queue, workflows=[BaselineLifecycle],
                    activities=[noop], activity_executor=executor,
-                   max_cached_workflows=args.max_cached)
+                   workflow_runner=workflow_runner(), max_cached_workflows=args.max_cached)
         ]
     from database.session import make_engine, make_sessionmaker
     from settings import Settings
-    from worker import build_workers
 
     settings = Settings(
         temporal_address=args.address, database_url=args.database_url,
@@ -70,25 +72,8 @@ def _workers(
         sendgrid_api_key=None, send_rate_per_second=args.send_rate,
     )
     _count_round_trips()
-    if args.passthrough_all_modules:
-        _passthrough_all_modules()
     sessions = make_sessionmaker(make_engine(settings.database_url))
     return build_workers(client, sessions, settings, executor, max_cached_workflows=args.max_cached)
-
-
-def _passthrough_all_modules() -> None:
-    """What-if for the lead: the workflow sandbox reusing already-imported modules instead of
-    re-importing the workflow module for every lifecycle it creates or replays."""
-    from functools import partial
-
-    from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
-
-    import worker
-
-    runner = SandboxedWorkflowRunner(
-        restrictions=SandboxRestrictions.default.with_passthrough_all_modules()
-    )
-    worker.Worker = partial(Worker, workflow_runner=runner)  # type: ignore[misc]
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
@@ -100,7 +85,6 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--database-url", default="")
     parser.add_argument("--max-cached", type=int, default=1000)
     parser.add_argument("--send-rate", type=float, default=100_000.0)
-    parser.add_argument("--passthrough-all-modules", action="store_true")
     return parser.parse_args(argv)
 
 
