@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import and_, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, contains_eager, sessionmaker
 from temporalio import activity
@@ -75,20 +75,30 @@ class EmailActivities:
 
     def _claim(self, session: Session, req: SendStep, now: datetime) -> Outcome:
         """Decide, holding the customer's row: done before, skipped, or rendered and claimed."""
-        purchase = _locked_purchase(session, req)
-        row = session.scalar(
-            select(EmailSend).where(EmailSend.idempotency_key == req.key).with_for_update()
-        )
+        purchase, creator = _locked_purchase(session, req)
+        # This step's rows for this customer: this lifecycle's own (by key) and other
+        # lifecycles' sends that may make it unneeded.
+        rows = session.scalars(
+            select(EmailSend)
+            .where(
+                EmailSend.shop_id == req.shop_id,
+                EmailSend.customer_id == purchase.customer.customer_id,
+                EmailSend.step == req.step,
+            )
+            .with_for_update()
+        ).all()
+        row = next((r for r in rows if r.idempotency_key == req.key), None)
         if row is not None and row.status in DONE:
             return StepResult(req.step, row.status, row.skip_reason)
         row = row or _new_row(req, purchase)
         session.add(row)
-        reason = self._skip_reason(session, req, purchase)
+        others = [r for r in rows if r.workflow_id != req.workflow_id and r.status in CLAIMED]
+        reason = _skip_reason(req, purchase, others)
         if reason:
             row.status, row.skip_reason, row.decided_at = "skipped", reason, now
             return StepResult(req.step, "skipped", reason)
         row.attempts += 1
-        parts = self._context(session, req, purchase)
+        parts = self._context(req, purchase, creator)
         try:
             rendered = self.renderer.render(
                 req.step, parts.context, locale=parts.locale, skus=purchase.skus
@@ -100,7 +110,6 @@ class EmailActivities:
         # Claimed while holding the customer's row: another lifecycle deciding a
         # once-per-customer step now sees this one on its way.
         row.status, row.decided_at = "sending", activity.info().current_attempt_scheduled_time
-        session.flush()
         return _Claimed(row, rendered, parts.message(rendered, req))
 
     def _keep_in_outbox(
@@ -110,7 +119,7 @@ class EmailActivities:
         is recorded sent."""
         row = claimed.row
         try:
-            message_id = self.sender.send(session, row.id, claimed.message)
+            message_id = self.sender.send(session, row, claimed.message)
         except SendError as error:
             row.status, row.last_error = _failure(error)
             return _outcome(row.step, error)
@@ -120,58 +129,15 @@ class EmailActivities:
     def _send_to_provider(self, claimed: _Claimed, now: datetime) -> StepResult | _Retry:
         row_id, step = claimed.row.id, claimed.row.step
         try:
-            message_id = self.sender.send(None, row_id, claimed.message)
+            message_id = self.sender.send(None, claimed.row, claimed.message)
         except SendError as error:
             self._record_error(row_id, *_failure(error))
             return _outcome(step, error)
         self._confirm_sent(row_id, claimed.rendered, message_id, now)
         return StepResult(step, "sent")
 
-    def _skip_reason(self, session: Session, req: SendStep, purchase: Purchase) -> str | None:
-        customer = purchase.customer
-        if customer.erased_at is not None or not customer.email:
-            return "customer_erased"
-        if purchase.refunded_amount > 0 and req.idempotency_key is None:
-            return "order_refunded"
-        if req.marketing and customer.unsubscribed_at is not None:
-            return "unsubscribed"
-        if req.marketing and not customer.marketing_consent:
-            return "no_marketing_consent"
-        if req.idempotency_key is not None:
-            return None  # a resend is on purpose: support asked for it
-        earlier = session.execute(
-            select(EmailSend.skus, EmailSend.status, EmailSend.decided_at).where(
-                EmailSend.shop_id == req.shop_id,
-                EmailSend.customer_id == customer.customer_id,
-                EmailSend.step == req.step,
-                EmailSend.status.in_(CLAIMED),
-                EmailSend.workflow_id != req.workflow_id,
-            )
-        ).all()
-        checked_at = activity.info().current_attempt_scheduled_time
-        confirmed = [
-            skus
-            for skus, status, claimed_at in earlier
-            if status == "sent" or claimed_at is None or checked_at - claimed_at > CLAIM_WAIT
-        ]
-        if reason := _covered(req, purchase, confirmed):
-            return reason
-        if _covered(req, purchase, [skus for skus, _, _ in earlier]):
-            # Another lifecycle has it with the provider: decide once that send is settled, so
-            # a send that fails, or is stopped, does not leave this customer without the email.
-            raise ApplicationError(
-                f"{req.step} for this customer is with the provider for another lifecycle",
-                type="ClaimUnconfirmed",
-            )
-        return None
-
-    def _context(self, session: Session, req: SendStep, purchase: Purchase) -> _MessageParts:
+    def _context(self, req: SendStep, purchase: Purchase, creator: Creator | None) -> _MessageParts:
         customer: Customer = purchase.customer
-        creator = None
-        if purchase.attribution == "creator" and purchase.referrer_code:
-            found = session.scalar(select(Creator).where(Creator.code == purchase.referrer_code))
-            if found is not None:
-                creator = {"name": found.name, "code": found.code}
         context = build_context(
             step=req.step,
             shop=self.renderer.shop(purchase.shop_id),
@@ -185,7 +151,7 @@ class EmailActivities:
             },
             products=self.renderer.products(),
             referral_code=customer.referral_code,
-            creator=creator,
+            creator={"name": creator.name, "code": creator.code} if creator else None,
             unsubscribe=unsubscribe_url(
                 self.identity.public_url,
                 self.identity.link_secret,
@@ -267,6 +233,39 @@ def _outcome(step: str, error: SendError) -> StepResult | _Retry:
     return StepResult(step, "failed", f"provider_rejected_{error.status}")
 
 
+def _skip_reason(req: SendStep, purchase: Purchase, others: list[EmailSend]) -> str | None:
+    """Why this step must not go out, from the customer's row and other lifecycles' sends."""
+    customer = purchase.customer
+    if customer.erased_at is not None or not customer.email:
+        return "customer_erased"
+    if purchase.refunded_amount > 0 and req.idempotency_key is None:
+        return "order_refunded"
+    if req.marketing and customer.unsubscribed_at is not None:
+        return "unsubscribed"
+    if req.marketing and not customer.marketing_consent:
+        return "no_marketing_consent"
+    if req.idempotency_key is not None:
+        return None  # a resend is on purpose: support asked for it
+    checked_at = activity.info().current_attempt_scheduled_time
+    confirmed = [
+        other.skus
+        for other in others
+        if other.status == "sent"
+        or other.decided_at is None
+        or checked_at - other.decided_at > CLAIM_WAIT
+    ]
+    if reason := _covered(req, purchase, confirmed):
+        return reason
+    if _covered(req, purchase, [other.skus for other in others]):
+        # Another lifecycle has it with the provider: decide once that send is settled, so a
+        # send that fails, or is stopped, does not leave this customer without the email.
+        raise ApplicationError(
+            f"{req.step} for this customer is with the provider for another lifecycle",
+            type="ClaimUnconfirmed",
+        )
+    return None
+
+
 def _covered(req: SendStep, purchase: Purchase, earlier: list[list[str]]) -> str | None:
     """Why other lifecycles' sends of this step (their SKUs) make this one unneeded."""
     if req.once_per == "customer" and earlier:
@@ -277,18 +276,24 @@ def _covered(req: SendStep, purchase: Purchase, earlier: list[list[str]]) -> str
     return None
 
 
-def _locked_purchase(session: Session, req: SendStep) -> Purchase:
-    """The purchase with its customer's row locked: the one lock every send decision takes."""
-    purchase = session.scalar(
-        select(Purchase)
+def _locked_purchase(session: Session, req: SendStep) -> tuple[Purchase, Creator | None]:
+    """The purchase, with its customer's row locked (the one lock every send decision takes)
+    and the creator it is attributed to, if any, for the message."""
+    found = session.execute(
+        select(Purchase, Creator)
         .join(Purchase.customer)
+        .outerjoin(
+            Creator,
+            and_(Purchase.attribution == "creator", Creator.code == Purchase.referrer_code),
+        )
         .options(contains_eager(Purchase.customer))
         .where(Purchase.shop_id == req.shop_id, Purchase.order_id == req.order_id)
         .with_for_update(of=Customer)
-    )
-    if purchase is None:
+    ).first()
+    if found is None:
         raise purchase_not_found(req.shop_id, req.order_id)
-    return purchase
+    purchase, creator = found
+    return purchase, creator
 
 
 def _new_row(req: SendStep, purchase: Purchase) -> EmailSend:

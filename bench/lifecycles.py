@@ -150,10 +150,14 @@ def _verify(sessions: sessionmaker[Session], shop_id: str, count: int) -> str:
     return found
 
 
-async def run_baseline(client: Client, address: str, count: int) -> Throughput:
+async def run_baseline(
+    client: Client, address: str, count: int, profile: Path | None = None
+) -> Throughput:
     run_id = uuid.uuid4().hex[:8]
     task_queue = f"baseline-{run_id}"
-    worker = WorkerProcess("baseline", "--address", address, "--task-queue", task_queue)
+    worker = WorkerProcess(
+        "baseline", "--address", address, "--task-queue", task_queue, profile=profile
+    )
     try:
         worker.wait_ready()
         before = worker.usage()

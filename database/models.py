@@ -129,6 +129,7 @@ class OutboxMessage(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     email_send_id: Mapped[int] = mapped_column(ForeignKey("email_send.id"), unique=True)
+    email_send: Mapped[EmailSend] = relationship()
     to_email: Mapped[str | None] = mapped_column(String(320))
     from_email: Mapped[str] = mapped_column(String(320))
     subject: Mapped[str] = mapped_column(String(500))

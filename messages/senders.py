@@ -19,7 +19,7 @@ import sendgrid
 from sendgrid.helpers.mail import Category, CustomArg, From, Mail, SendGridException, To
 from sqlalchemy.orm import Session
 
-from database.models import OutboxMessage
+from database.models import EmailSend, OutboxMessage
 
 SENDGRID_HOST = "https://api.sendgrid.com"
 # SendGrid's Mail Send contract: at most 10 unique categories of at most 255 characters each,
@@ -62,36 +62,37 @@ class SendError(Exception):
 
 
 class Sender(Protocol):
-    """`session` is the transaction claiming the email: the outbox writes in it, a provider
-    is called after it committed and gets None."""
+    """`session` is the transaction claiming `email`: the outbox writes in it, a provider is
+    called after it committed and gets None."""
 
     name: str
 
-    def send(self, session: Session | None, email_send_id: int, message: Message) -> str: ...
+    def send(self, session: Session | None, email: EmailSend, message: Message) -> str: ...
 
 
 class OutboxSender:
     """Keeps the email in `email_outbox` instead of sending it (development, demos, tests).
 
-    The row is only flushed: the caller commits it in the transaction that marks the email sent,
-    so an outbox email exists exactly when its step is recorded as sent.
+    The row is only added: the caller commits it in the transaction that marks the email sent,
+    so an outbox email exists exactly when its step is recorded as sent. Its message id is the
+    email's idempotency key, known before anything is written.
     """
 
     name = "outbox"
 
-    def send(self, session: Session | None, email_send_id: int, message: Message) -> str:
+    def send(self, session: Session | None, email: EmailSend, message: Message) -> str:
         assert session is not None, "the outbox writes in the claiming transaction"
-        row = OutboxMessage(
-            email_send_id=email_send_id,
-            to_email=message.to_email,
-            from_email=message.from_email,
-            subject=message.subject,
-            html=message.html,
-            text=message.text,
+        session.add(
+            OutboxMessage(
+                email_send=email,
+                to_email=message.to_email,
+                from_email=message.from_email,
+                subject=message.subject,
+                html=message.html,
+                text=message.text,
+            )
         )
-        session.add(row)
-        session.flush()
-        return f"outbox-{row.id}"
+        return f"outbox-{message.idempotency_key}"
 
 
 class SendGridSender:
@@ -106,7 +107,7 @@ class SendGridSender:
         # every request client is derived from this one and inherits the attribute.
         self._api.client.timeout = timeout
 
-    def send(self, session: Session | None, email_send_id: int, message: Message) -> str:
+    def send(self, session: Session | None, email: EmailSend, message: Message) -> str:
         try:
             mail = build_mail(message)
         except (SendGridException, TypeError, ValueError) as error:

@@ -14,7 +14,7 @@ from temporalio.worker import Worker
 
 from activities.emails import EmailActivities, EmailIdentity
 from activities.purchases import PurchaseActivities
-from database.models import Customer
+from database.models import Customer, EmailSend
 from messages.render import TemplateRenderer
 from messages.senders import Message, OutboxSender, SendError
 from tests.lifecycle_kit import LifecycleKit
@@ -40,11 +40,11 @@ class FlakyProvider(OutboxSender):
     def __init__(self) -> None:
         self.calls = 0
 
-    def send(self, session: Session | None, email_send_id: int, message: Message) -> str:
+    def send(self, session: Session | None, email: EmailSend, message: Message) -> str:
         self.calls += 1
         if self.calls <= 2:
             raise SendError("503 Service Unavailable", retryable=True, status=503)
-        return super().send(session, email_send_id, message)
+        return super().send(session, email, message)
 
 
 async def test_activity_failing_twice_gives_one_email_and_one_credit(
