@@ -8,7 +8,9 @@ summary. Days are one second, and the schedule is squeezed to days 1, 2, 2 and 3
 window so the run measures the worker, not the calendar.
 
 Both workers get the same load: a closed loop keeping CONCURRENCY lifecycles in flight, more than
-either worker can finish in one window, so each runs saturated and the rate is its capacity.
+either worker can finish in one window, so each runs saturated and the rate is its capacity. The
+dev server slows as it holds more histories, so the two run in mirrored halves (baseline,
+Loyalloop, Loyalloop, baseline) and share that slowdown equally.
 """
 
 from __future__ import annotations
@@ -71,6 +73,40 @@ class Throughput:
     @property
     def cpu_per_1000(self) -> float:
         return self.worker_cpu_s / self.lifecycles * 1000
+
+    def joined(self, later: Throughput) -> Throughput:
+        """Both halves as one run: the rate over their measured time together, the history
+        cost from this half's sample."""
+        lifecycles = self.lifecycles + later.lifecycles
+        seconds = self.lifecycles / self.per_s + later.lifecycles / later.per_s
+        verified = next((h.verified for h in (self, later) if not h.complete), None)
+        return Throughput(
+            lifecycles,
+            lifecycles / seconds,
+            self.worker_cpu_s + later.worker_cpu_s,
+            max(self.peak_rss_mb, later.peak_rss_mb),
+            self.cost,
+            verified or f"{self.verified} and {later.verified}",
+            (self.db_statements_per_lifecycle + later.db_statements_per_lifecycle) / 2,
+            (self.db_commits_per_lifecycle + later.db_commits_per_lifecycle) / 2,
+        )
+
+
+async def side_by_side(
+    client: Client,
+    address: str,
+    sessions: sessionmaker[Session],
+    database_url: str,
+    count: int,
+    profile: Path | None = None,
+) -> tuple[Throughput, Throughput]:
+    """Loyalloop's worker and the baseline, `count` lifecycles each, in mirrored halves."""
+    half = count // 2
+    base_first = await run_baseline(client, address, half)
+    real_first = await run_real(client, address, sessions, database_url, half, profile=profile)
+    real_second = await run_real(client, address, sessions, database_url, count - half)
+    base_second = await run_baseline(client, address, count - half)
+    return real_first.joined(real_second), base_first.joined(base_second)
 
 
 async def closed_loop(count: int, lifecycle: Callable[[int], Awaitable[None]]) -> float:

@@ -24,7 +24,7 @@ class Sizes:
     seconds_per_message_figure: float
 
 
-QUICK = Sizes(purchases=200, lifecycles=400, open_lifecycles=1000, seconds_per_message_figure=1)
+QUICK = Sizes(purchases=200, lifecycles=600, open_lifecycles=1000, seconds_per_message_figure=1)
 FULL = Sizes(purchases=2000, lifecycles=1000, open_lifecycles=10_000,
              seconds_per_message_figure=3)
 
@@ -67,12 +67,11 @@ async def run_bench(
                     "intake_lifecycles_started": got.started_by_intake,
                     "direct_lifecycles_started": got.started_directly,
                 }
-                say(f"lifecycles: {sizes.lifecycles} on Loyalloop's worker")
+                say(f"lifecycles: {sizes.lifecycles} on Loyalloop's worker and on the baseline's")
                 profile = profile_dir / "worker.speedscope.json" if profile_dir else None
-                real = await lifecycles.run_real(client, address, sessions, url, sizes.lifecycles,
-                                                 profile=profile)
-                say(f"lifecycles: {sizes.lifecycles} on the baseline worker")
-                base = await lifecycles.run_baseline(client, address, sizes.lifecycles)
+                real, base = await lifecycles.side_by_side(
+                    client, address, sessions, url, sizes.lifecycles, profile=profile
+                )
                 figures |= _lifecycle_figures(real, base)
                 say(f"scale: {sizes.open_lifecycles} open lifecycles, one signal to each")
                 profile = profile_dir / "scale-worker.speedscope.json" if profile_dir else None
