@@ -87,6 +87,8 @@ class PurchaseActivities:
         rules = req.rules
         with self.sessions.begin() as session:
             purchase = load_purchase(session, req.shop_id, req.order_id)
+            # the intake only stores and starts; this is the proof the lifecycle runs
+            purchase.lifecycle_started_at = purchase.lifecycle_started_at or now
             customer = purchase.customer
             referrals.ensure_referral_code(session, customer)
             if purchase.attribution is None:

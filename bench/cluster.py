@@ -54,6 +54,37 @@ async def dev_server() -> AsyncIterator[tuple[str, subprocess.Popen[bytes]]]:
         stop_process(process)
 
 
+@contextlib.contextmanager
+def server_apart(server: subprocess.Popen[bytes]) -> Iterator[str]:
+    """Cores of its own for the Temporal server while a figure is measured, as in a deployment
+    where Temporal runs on its own machines: the server's threads on the first half of the
+    cores, this process (and what it starts meanwhile) on the rest; PostgreSQL, a system service,
+    is left to the scheduler. Yields how the cores were split; on one core nothing is split."""
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) < 2:
+        yield "shared: one core"
+        return
+    half = len(cores) // 2
+    _pin(server.pid, set(cores[:half]))
+    _pin(os.getpid(), set(cores[half:]))
+    try:
+        yield f"server on cores {_span(cores[:half])}, the rest on {_span(cores[half:])}"
+    finally:
+        _pin(server.pid, set(cores))
+        _pin(os.getpid(), set(cores))
+
+
+def _pin(pid: int, cores: set[int]) -> None:
+    """Every thread of `pid`: an affinity belongs to a thread, and new threads inherit it."""
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with contextlib.suppress(ProcessLookupError):
+            os.sched_setaffinity(int(task), cores)
+
+
+def _span(cores: list[int]) -> str:
+    return str(cores[0]) if len(cores) == 1 else f"{cores[0]}-{cores[-1]}"
+
+
 async def connect(address: str, attempts: int = 1) -> Client:
     for attempt in range(attempts):
         try:

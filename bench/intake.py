@@ -7,12 +7,14 @@ started its lifecycle."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +22,8 @@ import httpx
 from temporalio.client import Client
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
-from bench.cluster import ROOT, free_port, stop_process
+from bench.cluster import ROOT, free_port, stop_process, usage
+from bench.http_load import Connection
 from intake.service import workflow_id_for
 from workflows import search
 from workflows.contract import LifecycleInput
@@ -39,6 +42,7 @@ class Intake:
     accepted: int
     started_by_intake: int
     started_directly: int
+    intake_cpu_ms: float
 
     @property
     def ratio(self) -> float:
@@ -56,17 +60,18 @@ def purchase_body(shop_id: str, order: str) -> dict[str, object]:
     }
 
 
-async def each(count: int, action) -> float:  # type: ignore[no-untyped-def]
-    """Run `action(i)` for every i, CONCURRENCY at a time; returns completions per second."""
-    queue = iter(range(count))
+async def each(indexes: range, action: Callable[[int, int], Awaitable[None]]) -> float:
+    """Run `action(caller, i)` for every i, by CONCURRENCY callers numbered from 0; returns the
+    seconds taken. An action that fails stops the run: its purchase was not accepted."""
+    queue = iter(indexes)
 
-    async def caller() -> None:
+    async def caller(number: int) -> None:
         for index in queue:
-            await action(index)
+            await action(number, index)
 
     began = time.perf_counter()
-    await asyncio.gather(*(caller() for _ in range(CONCURRENCY)))
-    return count / (time.perf_counter() - began)
+    await asyncio.gather(*(caller(number) for number in range(CONCURRENCY)))
+    return time.perf_counter() - began
 
 
 def start_api(
@@ -105,14 +110,19 @@ async def wait_healthy(http: httpx.AsyncClient, process: subprocess.Popen[bytes]
     raise RuntimeError("`loyalloop api` did not become healthy")
 
 
+def _api_pid(process: subprocess.Popen[bytes], profiled: bool) -> int:
+    """uvicorn's process: under py-spy, py-spy's child."""
+    if not profiled:
+        return process.pid
+    return int(Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()[0])
+
+
 def _stop_api(process: subprocess.Popen[bytes], profiled: bool) -> None:
     if not profiled:
         stop_process(process)
         return
     # Stop uvicorn, not py-spy, so py-spy writes the profile as its program exits.
-    children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
-    for child in children:
-        os.kill(int(child), signal.SIGINT)
+    os.kill(_api_pid(process, profiled=True), signal.SIGINT)
     try:
         process.wait(timeout=60)
     except subprocess.TimeoutExpired:
@@ -133,34 +143,14 @@ async def count_started(client: Client, task_queue: str, expected: int) -> int:
 async def run(
     client: Client, address: str, database_url: str, count: int, profile: Path | None = None
 ) -> Intake:
+    """`count` purchases each way, in mirrored halves (direct, HTTP, HTTP, direct): the dev server
+    slows as it holds more workflows, and whichever ran first would look faster."""
     run_id = uuid.uuid4().hex[:8]
     shop_id = f"intake-{run_id}"
     http_queue, direct_queue = f"intake-http-{run_id}", f"intake-direct-{run_id}"
-    process, base_url = start_api(address, database_url, shop_id, http_queue, profile)
-    accepted = 0
-    limits = httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)
-    try:
-        async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=60,
-                                     headers={"Authorization": f"Bearer {SHOP_KEY}"}) as http:
-            await wait_healthy(http, process)
-            for warm in range(CONCURRENCY):  # connections and first-call costs, not counted
-                await http.post("/v1/purchases", json=purchase_body(shop_id, f"warm{warm}"))
-
-            async def post(index: int) -> None:
-                nonlocal accepted
-                response = await http.post("/v1/purchases",
-                                           json=purchase_body(shop_id, f"h{index:06d}"))
-                if response.status_code != 202:
-                    raise RuntimeError(f"intake answered {response.status_code}: {response.text}")
-                accepted += 1
-
-            intake_per_s = await each(count, post)
-    finally:
-        _stop_api(process, profiled=profile is not None)
-
     rules = LifecycleRules()
 
-    async def start(index: int) -> None:
+    async def start(_: int, index: int) -> None:
         order = f"d{index:06d}"
         await client.start_workflow(
             PurchaseLifecycle.run, LifecycleInput(shop_id, order, rules, "bench-emails"),
@@ -172,10 +162,42 @@ async def run(
             ]),
         )
 
-    direct_per_s = await each(count, start)
+    process, base_url = start_api(address, database_url, shop_id, http_queue, profile)
+    half, accepted = count // 2, 0
+    try:
+        async with httpx.AsyncClient(base_url=base_url) as http:
+            await wait_healthy(http, process)
+        await each(range(-CONCURRENCY, 0), start)  # first-call costs, not counted
+        direct_s = await each(range(half), start)
+        # connections opened now: uvicorn closes keep-alive connections idle for 5 s
+        async with contextlib.AsyncExitStack() as stack:
+            connections = [
+                await stack.enter_async_context(
+                    Connection(base_url, {"Authorization": f"Bearer {SHOP_KEY}"}))
+                for _ in range(CONCURRENCY)
+            ]
+
+            async def post(caller: int, index: int) -> None:
+                nonlocal accepted
+                response = await connections[caller].post_json(
+                    "/v1/purchases", purchase_body(shop_id, f"h{index:06d}"))
+                if response.status != 202:
+                    raise RuntimeError(f"intake answered {response.status}: {response.body!r}")
+                accepted += index >= 0
+
+            await each(range(-CONCURRENCY, 0), post)  # first-call costs, not counted
+            api = _api_pid(process, profiled=profile is not None)
+            cpu_before = usage(api).cpu_s
+            intake_s = await each(range(count), post)
+            api_cpu_s = usage(api).cpu_s - cpu_before
+        direct_s += await each(range(half, count), start)
+    finally:
+        _stop_api(process, profiled=profile is not None)
     return Intake(
-        purchases=count, intake_per_s=intake_per_s, direct_per_s=direct_per_s, accepted=accepted,
+        purchases=count, intake_per_s=count / intake_s, direct_per_s=count / direct_s,
+        accepted=accepted, intake_cpu_ms=api_cpu_s / count * 1000,
         started_by_intake=await count_started(client, http_queue, accepted + CONCURRENCY)
         - CONCURRENCY,
-        started_directly=await count_started(client, direct_queue, count),
+        started_directly=await count_started(client, direct_queue, count + CONCURRENCY)
+        - CONCURRENCY,
     )

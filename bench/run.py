@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import intake, lifecycles, messages, scale
-from bench.cluster import connect, dev_server, fresh_database
+from bench.cluster import connect, dev_server, fresh_database, server_apart
 from database.session import make_engine, make_sessionmaker
 
 
@@ -49,23 +49,33 @@ async def run_bench(
         "sends_per_s": round(found.sends_per_s, 1),
         f"sends_per_s_{found.send_threads}_threads": round(found.sends_per_s_threads, 1),
     }
-    async with dev_server() as (address, _):
+    async with dev_server() as (address, server):
         client = await connect(address)
         with fresh_database(database_url) as url:
             engine = make_engine(url)
             sessions = make_sessionmaker(engine)
             try:
-                say(f"intake: {sizes.purchases} purchases over HTTP, then as direct starts")
+                say(f"intake: {sizes.purchases} purchases over HTTP and as direct starts, "
+                    "the Temporal server on cores of its own")
                 profile = profile_dir / "intake.speedscope.json" if profile_dir else None
-                got = await intake.run(client, address, url, sizes.purchases, profile)
+                with server_apart(server) as cores:
+                    got = await intake.run(client, address, url, sizes.purchases, profile)
+                say("intake: again, every process on every core")
+                shared = await intake.run(client, address, url, sizes.purchases)
                 figures |= {
                     "purchases": got.purchases,
+                    "intake_cores": cores,
                     "intake_per_s": round(got.intake_per_s, 1),
                     "direct_start_per_s": round(got.direct_per_s, 1),
                     "intake_ratio": round(got.ratio, 3),
-                    "intake_accepted": got.accepted,
-                    "intake_lifecycles_started": got.started_by_intake,
-                    "direct_lifecycles_started": got.started_directly,
+                    "intake_cpu_ms_per_purchase": round(got.intake_cpu_ms, 2),
+                    "intake_accepted": got.accepted + shared.accepted,
+                    "intake_lifecycles_started": got.started_by_intake + shared.started_by_intake,
+                    "direct_lifecycles_started": got.started_directly + shared.started_directly,
+                    "shared_cores_intake_per_s": round(shared.intake_per_s, 1),
+                    "shared_cores_direct_start_per_s": round(shared.direct_per_s, 1),
+                    "shared_cores_intake_ratio": round(shared.ratio, 3),
+                    "shared_cores_intake_cpu_ms_per_purchase": round(shared.intake_cpu_ms, 2),
                 }
                 say(f"lifecycles: {sizes.lifecycles} on Loyalloop's worker and on the baseline's")
                 profile = profile_dir / "worker.speedscope.json" if profile_dir else None
@@ -121,6 +131,10 @@ def _lifecycle_figures(real: lifecycles.Throughput, base: lifecycles.Throughput)
 ROWS = [
     ("Intake, purchases/s (HTTP vs direct start)", "intake_per_s", "direct_start_per_s",
      "intake_ratio", "≥ 0.9"),
+    ("  same, server sharing the intake's cores", "shared_cores_intake_per_s",
+     "shared_cores_direct_start_per_s", "shared_cores_intake_ratio", ""),
+    ("Intake CPU ms per purchase (own; shared cores)", "intake_cpu_ms_per_purchase",
+     "shared_cores_intake_cpu_ms_per_purchase", None, ""),
     ("Complete lifecycles/s (Loyalloop vs baseline)", "lifecycles_per_s",
      "baseline_lifecycles_per_s", "lifecycle_ratio", "≥ 0.7"),
     ("Worker CPU s per 1,000 lifecycles", "worker_cpu_s_per_1000",

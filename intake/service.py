@@ -1,9 +1,10 @@
 """Accepting shop events: store first, then start or signal lifecycles.
 
 The purchase is committed before its lifecycle starts, and `lifecycle_started_at` is set only
-after the start, so a crash in between loses nothing: the shop's retry finds the stored
-purchase and completes the start. Repeat purchases are routed to the customer's earlier open
-lifecycles with signal-with-start, so a signal can never miss a lifecycle that is not started yet.
+by the lifecycle's first step, so a crash in between loses nothing: the shop's retry finds the
+stored purchase and asks for the start again (refused if it had happened). Repeat purchases are
+routed to the customer's earlier open lifecycles with signal-with-start, so a signal can never
+miss a lifecycle that is not started yet.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from database.models import Customer, Purchase, Refund
 from intake.errors import EventRejected
 from intake.schemas import PurchaseEvent, RefundEvent, UnsubscribeEvent
-from intake.store import StoredPurchase, mark_done, store_purchase, workflow_id_for
+from intake.store import StoredPurchase, mark_routed, store_purchase, workflow_id_for
 from ledger import credits
 from workflows import search
 from workflows.contract import LifecycleInput, RefundRequest, RepeatPurchase
@@ -67,25 +68,25 @@ class LifecycleService:
         """Returns the lifecycle's workflow id and whether this call stored the purchase (a
         retry after a failed start finds it stored, and starts its lifecycle).
 
-        A new customer's first purchase costs two transactions and one start: nothing earlier
-        can need the repeat signal, so it is stored already routed."""
+        A new customer's first purchase costs one transaction and one start: nothing earlier
+        can need the repeat signal, so it is stored already routed, and its lifecycle's first
+        step records that it runs."""
         try:
             stored = await asyncio.to_thread(self._store_purchase, event)
-        except IntegrityError:  # the same order or customer was stored by a concurrent call
+        except IntegrityError:  # the same order was stored by a concurrent call
             stored = await asyncio.to_thread(self._store_purchase, event)
         if not stored.started:
             await self._start(event.shop_id, event.order_id, stored.customer_id)
         if not stored.routed:
             await self._route_repeat(event.shop_id, event.order_id)
-        if not (stored.started and stored.routed):
-            await asyncio.to_thread(self._mark_done, event.shop_id, event.order_id, stored)
+            await asyncio.to_thread(self._mark_routed, event.shop_id, event.order_id)
         return stored.workflow_id, stored.new
 
     def _store_purchase(self, event: PurchaseEvent) -> StoredPurchase:
         return store_purchase(self.sessions, event, self.rules)
 
-    def _mark_done(self, shop_id: str, order_id: str, stored: StoredPurchase) -> None:
-        mark_done(self.sessions, shop_id, order_id, stored)
+    def _mark_routed(self, shop_id: str, order_id: str) -> None:
+        mark_routed(self.sessions, shop_id, order_id)
 
     def _lifecycle_input(self, shop_id: str, order_id: str) -> LifecycleInput:
         return LifecycleInput(shop_id, order_id, self.rules, self.email_task_queue)
@@ -235,7 +236,9 @@ class LifecycleService:
 
     def _store_unsubscribe(self, event: UnsubscribeEvent) -> list[str]:
         """Unsubscribe takes effect in the database, where every send checks it; the signals only
-        let each lifecycle show it. An unknown customer is remembered for their first purchase."""
+        let each lifecycle show it, so every order is signalled (one whose lifecycle is over or
+        not started answers not found). An unknown customer is remembered for their first
+        purchase."""
         now = datetime.now(UTC)
         with self.sessions.begin() as session:
             customer = session.scalar(
@@ -250,10 +253,7 @@ class LifecycleService:
             customer.unsubscribed_at = customer.unsubscribed_at or now
             return list(
                 session.scalars(
-                    select(Purchase.order_id).where(
-                        Purchase.customer_pk == customer.id,
-                        Purchase.lifecycle_started_at.is_not(None),
-                    )
+                    select(Purchase.order_id).where(Purchase.customer_pk == customer.id)
                 )
             )
 

@@ -1,7 +1,12 @@
 """Storing a purchase before its lifecycle starts, in as few round trips as the databases allow:
-a new order is one transaction (customer looked up, inserted or refreshed; purchase inserted),
-and only a repeated order pays for a second look. This is the intake's hot path, so it runs
-prepared Core statements on a connection (compiled once, cached), not the ORM's unit of work."""
+a new customer's order is one transaction of two inserts (the customer's insert does nothing
+when the customer is known, and only then are they looked up and refreshed), and only a repeated
+order pays for a second look. This is the intake's hot path, so it runs prepared Core statements
+on a connection (compiled once, cached), not the ORM's unit of work.
+
+Nothing marks the start of a new customer's lifecycle here: its first step stamps
+`lifecycle_started_at`, and until then a retried order simply asks Temporal to start it again
+(the start is refused, and the retry answers with the same lifecycle)."""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -23,7 +29,13 @@ PERSONAL = ("email", "email_normalized", "first_name", "locale", "timezone", "ma
 FIND_CUSTOMER = select(
     Customer.id, Customer.erased_at, *(getattr(Customer, name) for name in PERSONAL)
 ).where(Customer.shop_id == bindparam("shop_id"), Customer.customer_id == bindparam("customer_id"))
-ADD_CUSTOMER = insert(Customer).returning(Customer.id)
+# a new customer's row, or nothing when the customer is known (the unique shop + customer id)
+ADD_NEW_CUSTOMER = {
+    dialect.__name__.rsplit(".", 1)[-1]: dialect.insert(Customer)
+    .on_conflict_do_nothing(index_elements=[Customer.shop_id, Customer.customer_id])
+    .returning(Customer.id)
+    for dialect in (postgresql, sqlite)
+}
 ADD_PURCHASE = insert(Purchase)
 FIND_PURCHASE = (
     select(Purchase.lifecycle_started_at, Purchase.repeat_routed_at, Customer.customer_id)
@@ -31,13 +43,11 @@ FIND_PURCHASE = (
     .where(Purchase.shop_id == bindparam("shop_id"), Purchase.order_id == bindparam("order_id"))
 )
 
-MARK = {
-    columns: update(Purchase)
+MARK_ROUTED = (
+    update(Purchase)
     .where(Purchase.shop_id == bindparam("shop"), Purchase.order_id == bindparam("order"))
-    .values({name: bindparam(name) for name in columns})
-    for columns in (("lifecycle_started_at",), ("repeat_routed_at",),
-                    ("lifecycle_started_at", "repeat_routed_at"))
-}
+    .values(repeat_routed_at=bindparam("now"))
+)
 
 
 def workflow_id_for(shop_id: str, order_id: str) -> str:
@@ -103,22 +113,19 @@ def _upsert_customer(connection: Connection, event: PurchaseEvent) -> tuple[int,
         "marketing_consent": data.marketing_consent,
     }
     key = {"shop_id": event.shop_id, "customer_id": data.id}
-    row = connection.execute(FIND_CUSTOMER, key).first()
-    if row is None:
-        return connection.execute(ADD_CUSTOMER, key | fields).scalar_one(), True
+    added = connection.execute(ADD_NEW_CUSTOMER[connection.dialect.name], key | fields).first()
+    if added is not None:
+        return added.id, True
+    row = connection.execute(FIND_CUSTOMER, key).one()
     changed = {name: value for name, value in fields.items() if getattr(row, name) != value}
     if row.erased_at is None and changed:
         connection.execute(update(Customer).where(Customer.id == row.id).values(**changed))
     return row.id, False
 
 
-def mark_done(
-    sessions: sessionmaker[Session], shop_id: str, order_id: str, stored: StoredPurchase
-) -> None:
-    """One UPDATE records that the lifecycle is started and earlier lifecycles are told."""
-    columns = tuple(name for name, done in (("lifecycle_started_at", stored.started),
-                                            ("repeat_routed_at", stored.routed)) if not done)
-    now = datetime.now(UTC)
+def mark_routed(sessions: sessionmaker[Session], shop_id: str, order_id: str) -> None:
+    """The customer's earlier lifecycles are told of this purchase: a retry does not tell them
+    again."""
     with engine_of(sessions).begin() as connection:
-        connection.execute(MARK[columns], {"shop": shop_id, "order": order_id} | {
-            name: now for name in columns})
+        connection.execute(MARK_ROUTED, {"shop": shop_id, "order": order_id,
+                                         "now": datetime.now(UTC)})

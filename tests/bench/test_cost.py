@@ -49,7 +49,9 @@ def test_table_says_when_a_run_is_quick() -> None:
         "db_commits_per_lifecycle", "open_lifecycles", "worker_peak_rss_mb", "signal_fanout_s",
         "signals_accepted_s", "renders_per_s", "sends_per_s", "bench_seconds", "intake_accepted",
         "intake_lifecycles_started", "direct_lifecycles_started", "lifecycles", "purchases",
-        "load_average_at_start",
+        "load_average_at_start", "shared_cores_intake_per_s", "shared_cores_direct_start_per_s",
+        "shared_cores_intake_ratio", "intake_cpu_ms_per_purchase",
+        "shared_cores_intake_cpu_ms_per_purchase",
     ]
     figures: dict[str, object] = dict.fromkeys(keys, 1)
     figures |= {"mode": "quick", "machine": "test", "lifecycles_verified": "ok"}

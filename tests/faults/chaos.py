@@ -27,7 +27,7 @@ class IntakeCrashed(Exception):
 
 class CrashingIntake(LifecycleService):
     """The real intake service, dying once at a chosen point for chosen orders:
-    `stored` (purchase committed, lifecycle not started), `started` (started, not marked),
+    `stored` (purchase committed, lifecycle not started), `started` (started, not answered),
     `routed` (a repeat purchase stored and started, not yet routed to the earlier lifecycle)."""
 
     def __init__(self, *args, crashes: dict[str, str], **kwargs) -> None:  # type: ignore[no-untyped-def]
@@ -43,12 +43,9 @@ class CrashingIntake(LifecycleService):
 
     async def _start(self, shop_id: str, order_id: str, customer_id: str) -> bool:
         self._crash_once(order_id, "stored")
-        return await super()._start(shop_id, order_id, customer_id)
-
-    def _mark(self, shop_id: str, order_id: str, column: str) -> None:
-        if column == "lifecycle_started_at":
-            self._crash_once(order_id, "started")
-        super()._mark(shop_id, order_id, column)
+        started = await super()._start(shop_id, order_id, customer_id)
+        self._crash_once(order_id, "started")
+        return started
 
     async def _route_repeat(self, shop_id: str, order_id: str) -> None:
         self._crash_once(order_id, "routed")
