@@ -63,7 +63,7 @@ async def run(
         cpu_ready = worker.usage().cpu_s
         began = time.perf_counter()
 
-        async def start(index: int) -> None:
+        async def start(_: int, index: int) -> None:
             order = orders[index]
             await client.start_workflow(
                 PurchaseLifecycle.run, LifecycleInput(shop_id, order, RULES, f"{shop_id}-emails"),
@@ -75,7 +75,7 @@ async def run(
                 ]),
             )
 
-        await each(count, start)
+        await each(range(count), start)
         waiting = f"TaskQueue = '{task_queue}' AND LifecycleStage = 'waiting_for_repeats'"
         while await _count(client, waiting) < count:
             await asyncio.sleep(0.5)
@@ -86,14 +86,14 @@ async def run(
         began = time.perf_counter()
         total = seed.FIRST_TOTAL + seed.REPEAT_TOTAL
 
-        async def signal(index: int) -> None:
+        async def signal(_: int, index: int) -> None:
             order = orders[index]
             await client.get_workflow_handle(workflow_id_for(shop_id, order)).signal(
                 PurchaseLifecycle.repeat_purchase,
                 RepeatPurchase(f"{order}-r", str(seed.REPEAT_TOTAL), str(total)),
             )
 
-        await each(count, signal)
+        await each(range(count), signal)
         accepted_s = time.perf_counter() - began
         while _credited(sessions, shop_id) < count:
             await asyncio.sleep(0.2)
