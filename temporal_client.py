@@ -12,6 +12,10 @@ from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from settings import Settings
 
 
+class TemporalUnreachable(RuntimeError):
+    """The Temporal server did not answer: said in one line, where it was looked for."""
+
+
 async def connect(settings: Settings) -> Client:
     tls: TLSConfig | bool = False
     if settings.temporal_tls_cert and settings.temporal_tls_key:
@@ -27,13 +31,19 @@ async def connect(settings: Settings) -> Client:
                 metrics=PrometheusConfig(bind_address=f"0.0.0.0:{settings.metrics_port}")
             )
         )
-    return await Client.connect(
-        settings.temporal_address,
-        namespace=settings.temporal_namespace,
-        tls=tls or bool(api_key),
-        api_key=api_key,
-        runtime=runtime,
-    )
+    try:
+        return await Client.connect(
+            settings.temporal_address,
+            namespace=settings.temporal_namespace,
+            tls=tls or bool(api_key),
+            api_key=api_key,
+            runtime=runtime,
+        )
+    except RuntimeError as error:
+        raise TemporalUnreachable(
+            f"cannot reach Temporal at {settings.temporal_address} (namespace "
+            f"{settings.temporal_namespace}; TEMPORAL_ADDRESS): {error}"
+        ) from error
 
 
 def temporal_binary(name: str) -> str | None:

@@ -12,12 +12,10 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import sqlalchemy
 from temporalio.client import Client
 
 from temporal_client import temporal_binary
@@ -111,23 +109,14 @@ def stop_process(process: subprocess.Popen[bytes]) -> None:
 def fresh_database(admin_url: str) -> Iterator[str]:
     """A new PostgreSQL database for this run (dropped after), or the SQLite URL as given."""
     from database.session import upgrade
+    from database.throwaway import throwaway_database
 
     if admin_url.startswith("sqlite"):
         upgrade(admin_url)
         yield admin_url
         return
-    name = f"loyalloop_bench_{uuid.uuid4().hex[:10]}"
-    admin = sqlalchemy.create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    url = admin_url.rsplit("/", 1)[0] + f"/{name}"
-    try:
-        upgrade(url)
+    with throwaway_database(admin_url, "loyalloop_bench") as url:
         yield url
-    finally:
-        with admin.connect() as connection:
-            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
 
 
 @dataclass(frozen=True)

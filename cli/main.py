@@ -6,9 +6,10 @@ Bad input ends in a one-line message and a non-zero exit, never a stack trace.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -39,19 +40,18 @@ def run(coro_factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
 
     from intake.errors import EventRejected
     from support.errors import ActionRefused
+    from temporal_client import TemporalUnreachable
 
     try:
         return asyncio.run(coro_factory())
+    except TemporalUnreachable as error:
+        fail(str(error))
     except (EventRejected, ActionRefused) as error:
         fail(f"{error.field}: {error.problem}" if error.field else error.problem)
     except ConnectionError as error:
         fail(f"cannot reach Temporal: {error}")
     except DBAPIError as error:
         fail(f"database: {str(error.orig).strip().partition(chr(10))[0]}")
-    except RuntimeError as error:
-        if "connect" in str(error).lower():
-            fail(f"cannot reach Temporal: {error}")
-        raise
     raise AssertionError("unreachable")
 
 
@@ -86,7 +86,8 @@ def worker() -> None:
     """Run the Temporal worker (same as `python worker.py`)."""
     import worker as worker_module
 
-    worker_module.main()
+    with temporal_or_fail():
+        worker_module.main()
 
 
 @main.command()
@@ -96,7 +97,19 @@ def api(host: str, port: int) -> None:
     """Serve the shop-facing HTTP intake."""
     from intake.serve import run, serve
 
-    run(serve(settings_or_fail(), host, port))
+    with temporal_or_fail():
+        run(serve(settings_or_fail(), host, port))
+
+
+@contextlib.contextmanager
+def temporal_or_fail() -> Iterator[None]:
+    """A server that is not there is a one-line error and exit 1, not a stack trace."""
+    from temporal_client import TemporalUnreachable
+
+    try:
+        yield
+    except TemporalUnreachable as error:
+        fail(str(error), code=1)
 
 
 @main.group()

@@ -9,7 +9,6 @@ server); without a reachable PostgreSQL only the PostgreSQL variants are skipped
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from database.session import make_engine, make_sessionmaker, upgrade
+from database.throwaway import throwaway_database
 from temporal_client import temporal_binary
 from tests.lifecycle_kit import LifecycleKit
 from workflows import search
@@ -101,17 +101,8 @@ def database_url(
         return
     if not _postgres_available():
         pytest.skip(f"PostgreSQL not reachable at {POSTGRES_ADMIN_URL}: PostgreSQL variant skipped")
-    name = f"loyalloop_test_{uuid.uuid4().hex[:12]}"
-    admin = sqlalchemy.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    url = POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    upgrade(url)
-    yield url
-    sqlalchemy.create_engine(url).dispose()
-    with admin.connect() as connection:
-        connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    admin.dispose()
+    with throwaway_database(POSTGRES_ADMIN_URL, "loyalloop_test") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

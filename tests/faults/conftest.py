@@ -4,15 +4,13 @@ its own, so cutting the app's connections touches nothing else."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
 import pytest
-import sqlalchemy
 from temporalio.testing import WorkflowEnvironment
 
-from database.session import upgrade
+from database.throwaway import throwaway_database
 from temporal_client import temporal_binary
 from tests.conftest import POSTGRES_ADMIN_URL, _postgres_available
 from workflows import search
@@ -54,13 +52,5 @@ def fault_database() -> Iterator[FaultDatabase]:
     """A fresh, migrated PostgreSQL database (the faults are PostgreSQL's, not SQLite's)."""
     if not _postgres_available():
         pytest.skip(f"PostgreSQL not reachable at {POSTGRES_ADMIN_URL}: fault suite skipped")
-    name = f"loyalloop_faults_{uuid.uuid4().hex[:10]}"
-    admin = sqlalchemy.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    url = POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    upgrade(url)
-    yield FaultDatabase(url, name, POSTGRES_ADMIN_URL)
-    with admin.connect() as connection:
-        connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    admin.dispose()
+    with throwaway_database(POSTGRES_ADMIN_URL, "loyalloop_faults") as url:
+        yield FaultDatabase(url, url.rsplit("/", 1)[1], POSTGRES_ADMIN_URL)

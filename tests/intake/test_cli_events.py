@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -101,6 +104,20 @@ def test_temporal_unreachable_is_one_line(tmp_path: Path):
     env = {"TEMPORAL_ADDRESS": "127.0.0.1:1",
            "DATABASE_URL": f"sqlite:///{tmp_path / 'loyalloop.db'}"}
     assert_one_line_error(loyalloop("purchase", write(tmp_path, VALID), env=env), "Temporal")
+
+
+@pytest.mark.parametrize("command", [["worker"], ["api", "--port", "0"]])
+def test_a_server_without_temporal_says_so_in_one_line(tmp_path: Path, command: list[str]):
+    """Run as an operator runs them, in their own process: no stack trace, exit 1."""
+    env = os.environ | {"TEMPORAL_ADDRESS": "127.0.0.1:1",
+                        "DATABASE_URL": f"sqlite:///{tmp_path / 'loyalloop.db'}"}
+    loyalloop_bin = Path(sys.executable).parent / "loyalloop"
+    done = subprocess.run([str(loyalloop_bin), *command], env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: cannot reach Temporal at 127.0.0.1:1"), done.stderr
 
 
 async def test_commands_reach_the_real_service(intake: Intake, tmp_path: Path):
