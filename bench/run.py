@@ -24,7 +24,7 @@ class Sizes:
     seconds_per_message_figure: float
 
 
-QUICK = Sizes(purchases=200, lifecycles=600, open_lifecycles=1000, seconds_per_message_figure=1)
+QUICK = Sizes(purchases=1000, lifecycles=600, open_lifecycles=1000, seconds_per_message_figure=1)
 FULL = Sizes(purchases=2000, lifecycles=1000, open_lifecycles=10_000,
              seconds_per_message_figure=3)
 
