@@ -15,15 +15,17 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import and_, select
+from sqlalchemy import Connection, Row, and_, bindparam, insert, select, update
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import Session, contains_eager, sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.purchases import purchase_not_found
-from database.models import Creator, Customer, EmailSend, Purchase
+from database.models import Creator, Customer, EmailSend, Purchase, skus_of
+from database.session import engine_of
 from messages.context import build_context, unsubscribe_url
 from messages.render import Rendered, TemplateProblem, TemplateRenderer
 from messages.senders import Message, Sender, SendError
@@ -36,6 +38,39 @@ CONFIRM_ATTEMPTS = 4
 # How long another lifecycle's unconfirmed send of a once-per step makes this one wait; after
 # it, the claim counts as sent (its lifecycle may have stopped with the request out).
 CLAIM_WAIT = timedelta(minutes=2)
+
+# The step's hot path runs prepared Core statements (compiled once, cached), like the intake's:
+# the ORM's unit of work cost more CPU than everything else the step does.
+# The purchase, with its customer's row locked (the one lock every send decision takes), and
+# the creator it is attributed to, if any, for the message.
+LOCKED_PURCHASE = (
+    select(
+        Purchase.placed_at, Purchase.total, Purchase.currency, Purchase.items,
+        Purchase.refunded_amount, Customer.customer_id, Customer.email, Customer.first_name,
+        Customer.locale, Customer.referral_code, Customer.marketing_consent,
+        Customer.unsubscribed_at, Customer.erased_at,
+        Creator.name.label("creator_name"), Creator.code.label("creator_code"),
+    )
+    .join(Customer, Purchase.customer_pk == Customer.id)
+    .outerjoin(
+        Creator, and_(Purchase.attribution == "creator", Creator.code == Purchase.referrer_code)
+    )
+    .where(Purchase.shop_id == bindparam("shop_id"), Purchase.order_id == bindparam("order_id"))
+    .with_for_update(of=Customer)
+)
+# This step's rows for the customer: this lifecycle's own (by key) and other lifecycles' sends
+# that may make it unneeded.
+STEP_ROWS = (
+    select(EmailSend.id, EmailSend.idempotency_key, EmailSend.workflow_id, EmailSend.status,
+           EmailSend.skip_reason, EmailSend.skus, EmailSend.decided_at, EmailSend.attempts)
+    .where(EmailSend.shop_id == bindparam("shop_id"),
+           EmailSend.customer_id == bindparam("customer_id"),
+           EmailSend.step == bindparam("step"))
+    .with_for_update()
+)
+ADD_ROW = insert(EmailSend).returning(EmailSend.id)
+CHANGE_ROW = update(EmailSend).where(EmailSend.id == bindparam("row_id"))
+RECORD_ERROR = CHANGE_ROW.where(EmailSend.status.not_in(DONE))
 
 
 @dataclass(frozen=True)
@@ -55,7 +90,7 @@ class EmailActivities:
         sender: Sender,
         identity: EmailIdentity,
     ) -> None:
-        self.sessions = sessions
+        self.engine = engine_of(sessions)
         self.renderer = renderer
         self.sender = sender
         self.identity = identity
@@ -63,150 +98,176 @@ class EmailActivities:
     @activity.defn
     def send_step(self, req: SendStep) -> StepResult:
         now = datetime.fromisoformat(req.now)
-        with self.sessions.begin() as session:
-            outcome = self._claim(session, req, now)
+        with self.engine.begin() as connection:
+            outcome = self._claim(connection, req, now)
             if isinstance(outcome, _Claimed) and self.sender.name == "outbox":
-                outcome = self._keep_in_outbox(session, outcome, now)
+                outcome = self._keep_in_outbox(connection, outcome, now)
         if isinstance(outcome, _Claimed):
             outcome = self._send_to_provider(outcome, now)
         if isinstance(outcome, _Retry):
             raise ApplicationError(outcome.error, type=outcome.kind)
         return outcome
 
-    def _claim(self, session: Session, req: SendStep, now: datetime) -> Outcome:
+    def _claim(self, connection: Connection, req: SendStep, now: datetime) -> Outcome:
         """Decide, holding the customer's row: done before, skipped, or rendered and claimed."""
-        purchase, creator = _locked_purchase(session, req)
-        # This step's rows for this customer: this lifecycle's own (by key) and other
-        # lifecycles' sends that may make it unneeded.
-        rows = session.scalars(
-            select(EmailSend)
-            .where(
-                EmailSend.shop_id == req.shop_id,
-                EmailSend.customer_id == purchase.customer.customer_id,
-                EmailSend.step == req.step,
-            )
-            .with_for_update()
-        ).all()
+        purchase = connection.execute(
+            LOCKED_PURCHASE, {"shop_id": req.shop_id, "order_id": req.order_id}
+        ).first()
+        if purchase is None:
+            raise purchase_not_found(req.shop_id, req.order_id)
+        rows = connection.execute(STEP_ROWS, {
+            "shop_id": req.shop_id, "customer_id": purchase.customer_id, "step": req.step,
+        }).all()
         row = next((r for r in rows if r.idempotency_key == req.key), None)
         if row is not None and row.status in DONE:
             return StepResult(req.step, row.status, row.skip_reason)
-        row = row or _new_row(req, purchase)
-        session.add(row)
+        step_row = _StepRow(connection, req, purchase, row)
         others = [r for r in rows if r.workflow_id != req.workflow_id and r.status in CLAIMED]
         reason = _skip_reason(req, purchase, others)
         if reason:
-            row.status, row.skip_reason, row.decided_at = "skipped", reason, now
+            step_row.write(status="skipped", skip_reason=reason, decided_at=now)
             return StepResult(req.step, "skipped", reason)
-        row.attempts += 1
-        parts = self._context(req, purchase, creator)
+        attempts = (row.attempts if row else 0) + 1
         try:
             rendered = self.renderer.render(
-                req.step, parts.context, locale=parts.locale, skus=purchase.skus
+                req.step, self._context(req, purchase), locale=purchase.locale,
+                skus=skus_of(purchase.items),
             )
         except TemplateProblem as problem:
             # Kept failing with the error for the marketer; the retry renders again.
-            row.status, row.last_error = "failing", f"template: {problem}"[:2000]
+            step_row.write(status="failing", attempts=attempts,
+                           last_error=f"template: {problem}"[:2000])
             return _Retry("TemplateError", str(problem))
         # Claimed while holding the customer's row: another lifecycle deciding a
         # once-per-customer step now sees this one on its way.
-        row.status, row.decided_at = "sending", activity.info().current_attempt_scheduled_time
-        return _Claimed(row, rendered, parts.message(rendered, req))
+        row_id = step_row.write(status="sending", attempts=attempts,
+                                decided_at=activity.info().current_attempt_scheduled_time)
+        return _Claimed(row_id, req.step, rendered, self._message(req, purchase, rendered))
 
     def _keep_in_outbox(
-        self, session: Session, claimed: _Claimed, now: datetime
+        self, connection: Connection, claimed: _Claimed, now: datetime
     ) -> StepResult | _Retry:
         """The outbox keeps the message in the claiming transaction: kept exactly when the step
         is recorded sent."""
-        row = claimed.row
         try:
-            message_id = self.sender.send(session, row, claimed.message)
+            message_id = self.sender.send(connection, claimed.row_id, claimed.message)
         except SendError as error:
-            row.status, row.last_error = _failure(error)
-            return _outcome(row.step, error)
-        self._mark_sent(row, claimed.rendered, message_id, now)
-        return StepResult(row.step, "sent")
+            _record_error(connection, claimed.row_id, *_failure(error))
+            return _outcome(claimed.step, error)
+        connection.execute(CHANGE_ROW, self._sent(claimed, message_id, now))
+        return StepResult(claimed.step, "sent")
 
     def _send_to_provider(self, claimed: _Claimed, now: datetime) -> StepResult | _Retry:
-        row_id, step = claimed.row.id, claimed.row.step
         try:
-            message_id = self.sender.send(None, claimed.row, claimed.message)
+            message_id = self.sender.send(None, claimed.row_id, claimed.message)
         except SendError as error:
-            self._record_error(row_id, *_failure(error))
-            return _outcome(step, error)
-        self._confirm_sent(row_id, claimed.rendered, message_id, now)
-        return StepResult(step, "sent")
+            with self.engine.begin() as connection:
+                _record_error(connection, claimed.row_id, *_failure(error))
+            return _outcome(claimed.step, error)
+        self._confirm_sent(claimed, message_id, now)
+        return StepResult(claimed.step, "sent")
 
-    def _context(self, req: SendStep, purchase: Purchase, creator: Creator | None) -> _MessageParts:
-        customer: Customer = purchase.customer
-        context = build_context(
+    def _context(self, req: SendStep, purchase: Row[Any]) -> dict[str, Any]:
+        creator = purchase.creator_code
+        return build_context(
             step=req.step,
-            shop=self.renderer.shop(purchase.shop_id),
-            customer={"first_name": customer.first_name, "locale": customer.locale},
+            shop=self.renderer.shop(req.shop_id),
+            customer={"first_name": purchase.first_name, "locale": purchase.locale},
             order={
-                "id": purchase.order_id,
+                "id": req.order_id,
                 "total": purchase.total,
                 "currency": purchase.currency,
                 "placed_at": purchase.placed_at.isoformat(),
                 "items": purchase.items,
             },
             products=self.renderer.products(),
-            referral_code=customer.referral_code,
-            creator={"name": creator.name, "code": creator.code} if creator else None,
+            referral_code=purchase.referral_code,
+            creator={"name": purchase.creator_name, "code": creator} if creator else None,
             unsubscribe=unsubscribe_url(
                 self.identity.public_url,
                 self.identity.link_secret,
-                purchase.shop_id,
-                customer.customer_id,
+                req.shop_id,
+                purchase.customer_id,
             ),
         )
-        return _MessageParts(
-            context=context,
-            locale=customer.locale,
-            to_email=customer.email or "",
-            to_name=customer.first_name,
+
+    def _message(self, req: SendStep, purchase: Row[Any], rendered: Rendered) -> Message:
+        return Message(
+            to_email=purchase.email or "",
+            to_name=purchase.first_name,
             from_email=self.identity.from_email,
+            subject=rendered.subject,
+            html=rendered.html,
+            text=rendered.text,
+            idempotency_key=req.key,
+            categories=(req.step, f"shop:{req.shop_id}"),
         )
 
-    def _mark_sent(
-        self, row: EmailSend, rendered: Rendered, message_id: str, now: datetime
-    ) -> None:
-        row.status = "sent"
-        row.provider = self.sender.name
-        row.decided_at = now
-        row.template_name = rendered.template_name
-        row.template_hash = rendered.template_hash
-        row.subject = rendered.subject
-        row.provider_message_id = message_id
-        row.sent_at = now
-        row.last_error = None
+    def _sent(self, claimed: _Claimed, message_id: str, now: datetime) -> dict[str, Any]:
+        rendered = claimed.rendered
+        return {
+            "row_id": claimed.row_id,
+            "status": "sent",
+            "provider": self.sender.name,
+            "decided_at": now,
+            "template_name": rendered.template_name,
+            "template_hash": rendered.template_hash,
+            "subject": rendered.subject,
+            "provider_message_id": message_id,
+            "sent_at": now,
+            "last_error": None,
+        }
 
-    def _confirm_sent(
-        self, row_id: int, rendered: Rendered, message_id: str, now: datetime
-    ) -> None:
+    def _confirm_sent(self, claimed: _Claimed, message_id: str, now: datetime) -> None:
         """Record SendGrid's 202. A failure here would make the activity retry and send again,
         so a dropped database connection gets a few more tries first."""
         for attempt in range(CONFIRM_ATTEMPTS):
             try:
-                with self.sessions.begin() as session:
-                    self._mark_sent(session.get_one(EmailSend, row_id), rendered, message_id, now)
+                with self.engine.begin() as connection:
+                    connection.execute(CHANGE_ROW, self._sent(claimed, message_id, now))
                 return
             except DBAPIError:
                 if attempt == CONFIRM_ATTEMPTS - 1:
                     raise
                 time.sleep(0.5 * 2**attempt)
 
-    def _record_error(self, row_id: int, status: str, error: str) -> None:
-        with self.sessions.begin() as session:
-            row = session.get_one(EmailSend, row_id)
-            if row.status not in DONE:
-                row.status, row.last_error = status, error[:2000]
+
+class _StepRow:
+    """This lifecycle's row for the step: added on its first write, changed after."""
+
+    def __init__(
+        self, connection: Connection, req: SendStep, purchase: Row[Any], found: Row[Any] | None
+    ) -> None:
+        self.connection = connection
+        self.req = req
+        self.purchase = purchase
+        self.id = found.id if found is not None else None
+
+    def write(self, **values: Any) -> int:
+        if self.id is not None:
+            self.connection.execute(CHANGE_ROW, {"row_id": self.id, **values})
+            return self.id
+        req = self.req
+        self.id = self.connection.execute(ADD_ROW, {
+            "idempotency_key": req.key,
+            "workflow_id": req.workflow_id,
+            "shop_id": req.shop_id,
+            "order_id": req.order_id,
+            "customer_id": self.purchase.customer_id,
+            "step": req.step,
+            "skus": skus_of(self.purchase.items),
+            "attempts": 0,
+            **values,
+        }).scalar_one()
+        return self.id
 
 
 @dataclass(frozen=True)
 class _Claimed:
     """A step decided to go out: its row `sending`, its message rendered."""
 
-    row: EmailSend
+    row_id: int
+    step: str
     rendered: Rendered
     message: Message
 
@@ -222,6 +283,11 @@ class _Retry:
 Outcome = StepResult | _Claimed | _Retry
 
 
+def _record_error(connection: Connection, row_id: int, status: str, error: str) -> None:
+    connection.execute(RECORD_ERROR, {"row_id": row_id, "status": status,
+                                      "last_error": error[:2000]})
+
+
 def _failure(error: SendError) -> tuple[str, str]:
     """The row's status and error text after the provider said no."""
     return ("failing" if error.retryable else "failed"), f"provider {error.status}: {error}"[:2000]
@@ -233,16 +299,15 @@ def _outcome(step: str, error: SendError) -> StepResult | _Retry:
     return StepResult(step, "failed", f"provider_rejected_{error.status}")
 
 
-def _skip_reason(req: SendStep, purchase: Purchase, others: list[EmailSend]) -> str | None:
+def _skip_reason(req: SendStep, purchase: Row[Any], others: list[Row[Any]]) -> str | None:
     """Why this step must not go out, from the customer's row and other lifecycles' sends."""
-    customer = purchase.customer
-    if customer.erased_at is not None or not customer.email:
+    if purchase.erased_at is not None or not purchase.email:
         return "customer_erased"
     if purchase.refunded_amount > 0 and req.idempotency_key is None:
         return "order_refunded"
-    if req.marketing and customer.unsubscribed_at is not None:
+    if req.marketing and purchase.unsubscribed_at is not None:
         return "unsubscribed"
-    if req.marketing and not customer.marketing_consent:
+    if req.marketing and not purchase.marketing_consent:
         return "no_marketing_consent"
     if req.idempotency_key is not None:
         return None  # a resend is on purpose: support asked for it
@@ -254,9 +319,10 @@ def _skip_reason(req: SendStep, purchase: Purchase, others: list[EmailSend]) -> 
         or other.decided_at is None
         or checked_at - other.decided_at > CLAIM_WAIT
     ]
-    if reason := _covered(req, purchase, confirmed):
+    skus = skus_of(purchase.items)
+    if reason := _covered(req, skus, confirmed):
         return reason
-    if _covered(req, purchase, [other.skus for other in others]):
+    if _covered(req, skus, [other.skus for other in others]):
         # Another lifecycle has it with the provider: decide once that send is settled, so a
         # send that fails, or is stopped, does not leave this customer without the email.
         raise ApplicationError(
@@ -266,66 +332,11 @@ def _skip_reason(req: SendStep, purchase: Purchase, others: list[EmailSend]) -> 
     return None
 
 
-def _covered(req: SendStep, purchase: Purchase, earlier: list[list[str]]) -> str | None:
+def _covered(req: SendStep, skus: list[str], earlier: list[list[str]]) -> str | None:
     """Why other lifecycles' sends of this step (their SKUs) make this one unneeded."""
     if req.once_per == "customer" and earlier:
         return "already_sent_to_customer"
     covered = {sku for skus in earlier for sku in skus}
-    if req.once_per == "product" and set(purchase.skus) <= covered:
+    if req.once_per == "product" and set(skus) <= covered:
         return "already_onboarded_for_products"
     return None
-
-
-def _locked_purchase(session: Session, req: SendStep) -> tuple[Purchase, Creator | None]:
-    """The purchase, with its customer's row locked (the one lock every send decision takes)
-    and the creator it is attributed to, if any, for the message."""
-    found = session.execute(
-        select(Purchase, Creator)
-        .join(Purchase.customer)
-        .outerjoin(
-            Creator,
-            and_(Purchase.attribution == "creator", Creator.code == Purchase.referrer_code),
-        )
-        .options(contains_eager(Purchase.customer))
-        .where(Purchase.shop_id == req.shop_id, Purchase.order_id == req.order_id)
-        .with_for_update(of=Customer)
-    ).first()
-    if found is None:
-        raise purchase_not_found(req.shop_id, req.order_id)
-    purchase, creator = found
-    return purchase, creator
-
-
-def _new_row(req: SendStep, purchase: Purchase) -> EmailSend:
-    return EmailSend(
-        idempotency_key=req.key,
-        workflow_id=req.workflow_id,
-        shop_id=req.shop_id,
-        order_id=req.order_id,
-        customer_id=purchase.customer.customer_id,
-        step=req.step,
-        skus=purchase.skus,
-        status="pending",
-        attempts=0,
-    )
-
-
-@dataclass(frozen=True)
-class _MessageParts:
-    context: dict
-    locale: str
-    to_email: str
-    to_name: str | None
-    from_email: str
-
-    def message(self, rendered: Rendered, req: SendStep) -> Message:
-        return Message(
-            to_email=self.to_email,
-            to_name=self.to_name,
-            from_email=self.from_email,
-            subject=rendered.subject,
-            html=rendered.html,
-            text=rendered.text,
-            idempotency_key=req.key,
-            categories=(req.step, f"shop:{req.shop_id}"),
-        )

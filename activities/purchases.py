@@ -10,14 +10,16 @@ from __future__ import annotations
 from collections import Counter
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Connection, Row, bindparam, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.schedule import days, step_due_at
-from database.models import Credit, EmailSend, Purchase
+from database.models import Credit, Customer, EmailSend, Purchase
+from database.session import engine_of
 from ledger import credits, referrals
 from workflows.contract import (
     ApproveCredits,
@@ -30,13 +32,46 @@ from workflows.contract import (
     StepDue,
     SummarizeLifecycle,
 )
-from workflows.rules import LifecycleRules
 
-
-def load_purchase(session: Session, shop_id: str, order_id: str) -> Purchase:
-    purchase = session.scalar(
-        select(Purchase).where(Purchase.shop_id == shop_id, Purchase.order_id == order_id)
+# Every lifecycle runs these, so they are prepared Core statements (compiled once, cached), as
+# the intake's are, not the ORM's unit of work.
+PURCHASE = (
+    select(
+        Purchase.placed_at, Purchase.currency, Purchase.referral_code, Purchase.attribution,
+        Purchase.referrer_code, Customer.id.label("customer_pk"), Customer.customer_id,
+        Customer.timezone, Customer.email_normalized,
+        Customer.referral_code.label("own_referral_code"),
     )
+    .join(Customer, Purchase.customer_pk == Customer.id)
+    .where(Purchase.shop_id == bindparam("shop_id"), Purchase.order_id == bindparam("order_id"))
+)
+BEGIN = (
+    update(Purchase)
+    .where(Purchase.shop_id == bindparam("shop"), Purchase.order_id == bindparam("order"))
+    .values(
+        # the intake only stores and starts; this is the proof the lifecycle runs
+        lifecycle_started_at=func.coalesce(Purchase.lifecycle_started_at, bindparam("now")),
+        attribution=bindparam("kind"),
+        referrer_code=bindparam("referrer"),
+        window_closes_at=bindparam("closes"),
+    )
+)
+STOPPED_SENDS = (
+    update(EmailSend)
+    .where(
+        EmailSend.workflow_id == bindparam("lifecycle"),
+        EmailSend.status.in_(("pending", "failing")),
+    )
+    .values(status="skipped", skip_reason=bindparam("reason"))
+)
+EMAILS = select(EmailSend.status, EmailSend.skip_reason).where(
+    EmailSend.workflow_id == bindparam("workflow_id")
+)
+CREDITS = select(Credit.status).where(Credit.workflow_id == bindparam("workflow_id"))
+
+
+def load_purchase(connection: Connection, shop_id: str, order_id: str) -> Row[Any]:
+    purchase = connection.execute(PURCHASE, {"shop_id": shop_id, "order_id": order_id}).first()
     if purchase is None:
         raise purchase_not_found(shop_id, order_id)
     return purchase
@@ -51,25 +86,25 @@ def purchase_not_found(shop_id: str, order_id: str) -> ApplicationError:
 
 
 def _credit(
-    session: Session,
-    purchase: Purchase,
-    order_id: str,
-    workflow_id: str,
-    referrer_kind: str,
-    referrer_code: str,
+    connection: Connection,
+    purchase: Row[Any],
+    req: BeginLifecycle | CreditMilestones,
+    earned_by_order: str,
+    referrer: credits.Referrer,
     milestones: list[str],
-    rules: LifecycleRules,
     now: datetime,
 ) -> list[CreditRecorded]:
     """The referrer's credits for these milestones, at the rules' rewards, each held."""
+    rules = req.rules
     found = credits.record(
-        session,
-        purchase=purchase,
-        order_id=order_id,
-        workflow_id=workflow_id,
-        referrer_kind=referrer_kind,
-        referrer_code=referrer_code,
+        connection,
+        shop_id=req.shop_id,
+        customer_id=purchase.customer_id,
+        order_id=earned_by_order,
+        workflow_id=req.workflow_id,
+        referrer=referrer,
         amounts={m: Decimal(rules.reward(m)) for m in milestones},
+        currency=purchase.currency,
         hold=days(rules, rules.hold_days),
         now=now,
     )
@@ -79,76 +114,67 @@ def _credit(
 class PurchaseActivities:
     def __init__(self, sessions: sessionmaker[Session]) -> None:
         self.sessions = sessions
+        self.engine = engine_of(sessions)
 
     @activity.defn
     def begin_lifecycle(self, req: BeginLifecycle) -> LifecyclePlan:
         """Attribute the purchase, give the customer a referral code, credit the referral."""
         now = datetime.fromisoformat(req.now)
         rules = req.rules
-        with self.sessions.begin() as session:
-            purchase = load_purchase(session, req.shop_id, req.order_id)
-            # the intake only stores and starts; this is the proof the lifecycle runs
-            purchase.lifecycle_started_at = purchase.lifecycle_started_at or now
-            customer = purchase.customer
-            referrals.ensure_referral_code(session, customer)
-            if purchase.attribution is None:
-                found = referrals.resolve(session, customer, purchase.referral_code)
-                purchase.attribution, purchase.referrer_code = found.kind, found.referrer_code
-            purchase.window_closes_at = purchase.placed_at + days(
-                rules, rules.attribution_window_days
-            )
+        with self.engine.begin() as connection:
+            purchase = load_purchase(connection, req.shop_id, req.order_id)
+            if purchase.own_referral_code is None:
+                referrals.give_referral_code(connection, purchase.customer_pk)
+            attribution, referrer_code = purchase.attribution, purchase.referrer_code
+            if attribution is None:
+                buyer = referrals.Buyer(
+                    req.shop_id, purchase.customer_pk, purchase.email_normalized
+                )
+                found = referrals.resolve(connection, buyer, purchase.referral_code)
+                attribution, referrer_code = found.kind, found.referrer_code
+            window_closes_at = purchase.placed_at + days(rules, rules.attribution_window_days)
+            connection.execute(BEGIN, {
+                "shop": req.shop_id, "order": req.order_id, "now": now, "kind": attribution,
+                "referrer": referrer_code, "closes": window_closes_at,
+            })
             recorded = []
-            if purchase.attribution in ("creator", "customer") and purchase.referrer_code:
+            if attribution in ("creator", "customer") and referrer_code:
+                referrer = credits.Referrer(attribution, referrer_code)
                 recorded = _credit(
-                    session,
-                    purchase,
-                    purchase.order_id,
-                    req.workflow_id,
-                    purchase.attribution,
-                    purchase.referrer_code,
-                    ["referral"],
-                    rules,
-                    now,
+                    connection, purchase, req, req.order_id, referrer, ["referral"], now
                 )
-            steps = [
-                StepDue(
-                    rule.step,
-                    step_due_at(purchase.placed_at, rule.day, customer.timezone, rules).isoformat(),
-                    rule.marketing,
-                    rule.once_per,
-                )
-                for rule in rules.steps
-            ]
-            return LifecyclePlan(
-                customer_id=customer.customer_id,
-                referrer_code=purchase.referrer_code,
-                attribution=purchase.attribution or "none",
-                steps=sorted(steps, key=lambda s: s.due_at),
-                window_closes_at=purchase.window_closes_at.isoformat(),
-                credits=recorded,
+        steps = [
+            StepDue(
+                rule.step,
+                step_due_at(purchase.placed_at, rule.day, purchase.timezone, rules).isoformat(),
+                rule.marketing,
+                rule.once_per,
             )
+            for rule in rules.steps
+        ]
+        return LifecyclePlan(
+            customer_id=purchase.customer_id,
+            referrer_code=referrer_code,
+            attribution=attribution or "none",
+            steps=sorted(steps, key=lambda s: s.due_at),
+            window_closes_at=window_closes_at.isoformat(),
+            credits=recorded,
+        )
 
     @activity.defn
     def credit_milestones(self, req: CreditMilestones) -> list[CreditRecorded]:
         now = datetime.fromisoformat(req.now)
-        with self.sessions.begin() as session:
-            purchase = load_purchase(session, req.shop_id, req.order_id)
+        referrer = credits.Referrer(req.referrer_kind, req.referrer_code)
+        with self.engine.begin() as connection:
+            purchase = load_purchase(connection, req.shop_id, req.order_id)
             return _credit(
-                session,
-                purchase,
-                req.earned_by_order,
-                req.workflow_id,
-                req.referrer_kind,
-                req.referrer_code,
-                req.milestones,
-                req.rules,
-                now,
+                connection, purchase, req, req.earned_by_order, referrer, req.milestones, now
             )
 
     @activity.defn
     def approve_credits(self, req: ApproveCredits) -> int:
-        with self.sessions.begin() as session:
-            return credits.approve(session, req.credit_ids, datetime.fromisoformat(req.now))
+        with self.engine.begin() as connection:
+            return credits.approve(connection, req.credit_ids, datetime.fromisoformat(req.now))
 
     @activity.defn
     def reverse_order_credits(self, req: ReverseOrderCredits) -> list[int]:
@@ -160,26 +186,16 @@ class PurchaseActivities:
 
     @activity.defn
     def summarize_lifecycle(self, req: SummarizeLifecycle) -> LifecycleSummary:
-        with self.sessions.begin() as session:
+        key = {"workflow_id": req.workflow_id}
+        with self.engine.begin() as connection:
             if req.stopped:
                 # A send the stop interrupted (waiting on its retry) will not go out: say why,
                 # instead of leaving it `failing`. One already handed to SendGrid stays as it is.
-                session.execute(
-                    update(EmailSend)
-                    .where(
-                        EmailSend.workflow_id == req.workflow_id,
-                        EmailSend.status.in_(("pending", "failing")),
-                    )
-                    .values(status="skipped", skip_reason=f"lifecycle_{req.stopped}")
-                )
-            emails = session.execute(
-                select(EmailSend.status, EmailSend.skip_reason).where(
-                    EmailSend.workflow_id == req.workflow_id
-                )
-            ).all()
-            statuses = session.scalars(
-                select(Credit.status).where(Credit.workflow_id == req.workflow_id)
-            ).all()
+                connection.execute(STOPPED_SENDS, {
+                    "lifecycle": req.workflow_id, "reason": f"lifecycle_{req.stopped}"
+                })
+            emails = connection.execute(EMAILS, key).all()
+            statuses = connection.execute(CREDITS, key).scalars().all()
         return LifecycleSummary(
             emails_sent=sum(1 for status, _ in emails if status == "sent"),
             emails_skipped=dict(

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from database.models import EmailSend
 from messages.context import build_context, unsubscribe_url
 from messages.render import TemplateRenderer
 from messages.senders import Message, SendGridSender
@@ -89,7 +88,7 @@ def sends_per_s(templates_dir: Path, seconds: float, threads: int) -> float:
     def send_until_deadline() -> int:
         sent = 0
         while time.perf_counter() < deadline:
-            sender.send(None, EmailSend(), message)
+            sender.send(None, 0, message)
             sent += 1
         return sent
 

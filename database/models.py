@@ -69,7 +69,12 @@ class Purchase(Base):
 
     @property
     def skus(self) -> list[str]:
-        return sorted({item["sku"] for item in self.items})
+        return skus_of(self.items)
+
+
+def skus_of(items: list[dict[str, Any]]) -> list[str]:
+    """The products an order holds, each once, in the order overrides are chosen by."""
+    return sorted({item["sku"] for item in items})
 
 
 class Creator(Base):

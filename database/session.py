@@ -35,6 +35,12 @@ def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 
 
+def engine_of(sessions: sessionmaker[Session]) -> Engine:
+    """The engine behind a sessionmaker, for hot paths that run Core statements on a
+    connection instead of the ORM's unit of work."""
+    return sessions.kw["bind"]  # type: ignore[no-any-return]
+
+
 def alembic_config(url: str) -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))

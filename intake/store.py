@@ -14,13 +14,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from activities.schedule import days
 from database.models import Customer, Purchase
+from database.session import engine_of
 from intake.schemas import PurchaseEvent
 from ledger.referrals import normalize_email
 from workflows.rules import LifecycleRules
@@ -61,10 +62,6 @@ class StoredPurchase:
     started: bool
     routed: bool
     new: bool = False
-
-
-def engine_of(sessions: sessionmaker[Session]) -> Engine:
-    return sessions.kw["bind"]  # type: ignore[no-any-return]
 
 
 def store_purchase(

@@ -7,74 +7,90 @@ retried activity or a duplicate signal finds the existing entry instead of addin
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Connection, Row, bindparam, select, update
 from sqlalchemy.orm import Session
 
-from database.models import Credit, Purchase
+from database.models import Credit
+from database.upsert import InsertNew
 
 CLAWBACK_PREFIX = "clawback:"
 
 
+ADD_CREDIT = InsertNew(
+    Credit,
+    [Credit.shop_id, Credit.referrer_code, Credit.customer_id, Credit.milestone],
+    Credit.id, Credit.milestone, Credit.approve_after,
+)
+EARNED = select(Credit.id, Credit.milestone, Credit.approve_after).where(
+    Credit.shop_id == bindparam("shop_id"),
+    Credit.referrer_code == bindparam("referrer_code"),
+    Credit.customer_id == bindparam("customer_id"),
+    Credit.milestone.in_(bindparam("milestones", expanding=True)),
+)
+APPROVE = (
+    update(Credit)
+    .where(
+        Credit.id.in_(bindparam("ids", expanding=True)),
+        Credit.status == "pending",
+        Credit.approve_after <= bindparam("now"),
+    )
+    .values(status="approved", approved_at=bindparam("now"))
+)
+
+
+@dataclass(frozen=True)
+class Referrer:
+    kind: str
+    code: str
+
+
 def record(
-    session: Session,
+    connection: Connection,
     *,
-    purchase: Purchase,
+    shop_id: str,
+    customer_id: str,
     order_id: str,
     workflow_id: str,
-    referrer_kind: str,
-    referrer_code: str,
+    referrer: Referrer,
     amounts: dict[str, Decimal],
+    currency: str,
     hold: timedelta,
     now: datetime,
-) -> list[Credit]:
+) -> list[Row[Any]]:
     """Add each milestone's credit unless this referrer already earned it for this customer;
-    returns them in the order given, found or added, in one query and one flush."""
-    customer_id = purchase.customer.customer_id
-    found = {
-        credit.milestone: credit
-        for credit in session.scalars(
-            select(Credit).where(
-                Credit.shop_id == purchase.shop_id,
-                Credit.referrer_code == referrer_code,
-                Credit.customer_id == customer_id,
-                Credit.milestone.in_(list(amounts)),
-            )
-        )
-    }
-    for milestone, amount in amounts.items():
-        if milestone not in found:
-            found[milestone] = Credit(
-                shop_id=purchase.shop_id,
-                referrer_kind=referrer_kind,
-                referrer_code=referrer_code,
-                customer_id=customer_id,
-                order_id=order_id,
-                workflow_id=workflow_id,
-                milestone=milestone,
-                amount=amount,
-                currency=purchase.currency,
-                status="pending",
-                approve_after=now + hold,
-            )
-            session.add(found[milestone])
-    session.flush()
+    returns them (id, milestone, approve_after) in the order given, found or added: one
+    statement, and a second only for milestones credited before (a retried activity)."""
+    key = {"shop_id": shop_id, "referrer_code": referrer.code, "customer_id": customer_id}
+    rows = [
+        key | {
+            "referrer_kind": referrer.kind,
+            "order_id": order_id,
+            "workflow_id": workflow_id,
+            "milestone": milestone,
+            "amount": amount,
+            "currency": currency,
+            "status": "pending",
+            "approve_after": now + hold,
+        }
+        for milestone, amount in amounts.items()
+    ]
+    found = {row.milestone: row for row in connection.execute(ADD_CREDIT(connection), rows)}
+    if before := [milestone for milestone in amounts if milestone not in found]:
+        found |= {
+            row.milestone: row
+            for row in connection.execute(EARNED, key | {"milestones": before})
+        }
     return [found[milestone] for milestone in amounts]
 
 
-def approve(session: Session, credit_ids: Iterable[int], now: datetime) -> int:
+def approve(connection: Connection, credit_ids: Iterable[int], now: datetime) -> int:
     """Approve credits whose hold has passed; reversed ones stay reversed."""
-    approved = session.scalars(
-        update(Credit)
-        .where(
-            Credit.id.in_(list(credit_ids)), Credit.status == "pending", Credit.approve_after <= now
-        )
-        .values(status="approved", approved_at=now)
-        .returning(Credit.id)
-    ).all()
-    return len(approved)
+    return connection.execute(APPROVE, {"ids": list(credit_ids), "now": now}).rowcount
 
 
 def reverse_order(session: Session, shop_id: str, order_id: str, now: datetime) -> list[Credit]:

@@ -5,8 +5,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, bindparam, func, select, update
 
 from database.models import Creator, Customer
 
@@ -42,13 +41,26 @@ def new_referral_code() -> str:
     return "R-" + "".join(secrets.choice(_CODE_ALPHABET) for _ in range(8))
 
 
-def ensure_referral_code(session: Session, customer: Customer) -> str:
-    """Give the customer their own code once; later purchases reuse it."""
-    while customer.referral_code is None:
+CODE_TAKEN = select(Customer.id).where(Customer.referral_code == bindparam("code"))
+# only a customer without one gets it: two first purchases starting at once agree on one code
+GIVE_CODE = (
+    update(Customer)
+    .where(Customer.id == bindparam("customer_pk"), Customer.referral_code.is_(None))
+    .values(referral_code=bindparam("code"))
+)
+CREATOR = select(Creator.code).where(func.upper(Creator.code) == bindparam("code"))
+ADVOCATE = select(Customer.id, Customer.referral_code, Customer.email_normalized).where(
+    Customer.shop_id == bindparam("shop_id"), Customer.referral_code == bindparam("code")
+)
+
+
+def give_referral_code(connection: Connection, customer_pk: int) -> None:
+    """Give the customer their own code, once: later purchases keep it."""
+    while True:
         code = new_referral_code()
-        if session.scalar(select(Customer.id).where(Customer.referral_code == code)) is None:
-            customer.referral_code = code
-    return customer.referral_code
+        if connection.execute(CODE_TAKEN, {"code": code}).first() is None:
+            connection.execute(GIVE_CODE, {"customer_pk": customer_pk, "code": code})
+            return
 
 
 @dataclass(frozen=True)
@@ -59,24 +71,29 @@ class Attribution:
     referrer_code: str | None = None
 
 
-def resolve(session: Session, customer: Customer, code: str | None) -> Attribution:
+@dataclass(frozen=True)
+class Buyer:
+    """The customer a purchase belongs to, as attribution needs them."""
+
+    shop_id: str
+    customer_pk: int
+    email_normalized: str | None
+
+
+def resolve(connection: Connection, buyer: Buyer, code: str | None) -> Attribution:
     if not code:
         return Attribution("none")
     wanted = code.strip().upper()
-    creator = session.scalar(select(Creator).where(func.upper(Creator.code) == wanted))
+    creator = connection.execute(CREATOR, {"code": wanted}).scalar()
     if creator is not None:
-        return Attribution("creator", creator.code)
-    advocate = session.scalar(
-        select(Customer).where(
-            Customer.shop_id == customer.shop_id, Customer.referral_code == wanted
-        )
-    )
+        return Attribution("creator", creator)
+    advocate = connection.execute(ADVOCATE, {"shop_id": buyer.shop_id, "code": wanted}).first()
     if advocate is None:
         return Attribution("unknown_code")
     same_mailbox = (
         advocate.email_normalized is not None
-        and advocate.email_normalized == customer.email_normalized
+        and advocate.email_normalized == buyer.email_normalized
     )
-    if advocate.id == customer.id or same_mailbox:
+    if advocate.id == buyer.customer_pk or same_mailbox:
         return Attribution("self_referral", advocate.referral_code)
     return Attribution("customer", advocate.referral_code)

@@ -18,7 +18,7 @@ retries) instead of reaching a customer.
 from __future__ import annotations
 
 import hashlib
-import json
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +27,7 @@ from typing import Any
 from jinja2 import FileSystemLoader, TemplateError
 from jinja2.sandbox import SecurityError
 
+from messages.files import FileCache
 from messages.sandbox import MessageSandbox, RenderLimit, render_capped
 
 PARTS = ("subject.txt", "body.html", "body.txt")
@@ -62,6 +63,7 @@ def _environment(root: Path, autoescape: bool) -> MessageSandbox:
 class TemplateRenderer:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
+        self._files = FileCache()
         self._html = _environment(self.root, autoescape=True)
         self._text = _environment(self.root, autoescape=False)
 
@@ -77,12 +79,11 @@ class TemplateRenderer:
         return self._json("products.json")
 
     def _json(self, name: str) -> dict[str, Any]:
-        path = self.root / name
-        if not path.exists():
-            return {}
         try:
-            loaded = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as error:
+            loaded = self._files.json(os.path.join(self.root, name))
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as error:  # JSONDecodeError, UnicodeDecodeError
             raise TemplateProblem(f"not valid JSON: {error}", file=name) from error
         if not isinstance(loaded, dict):
             raise TemplateProblem("expected a JSON object", file=name)
@@ -125,12 +126,12 @@ class TemplateRenderer:
 
     def render_variant(self, name: str, context: dict[str, Any]) -> Rendered:
         context = _product_of_override(name, context)
-        sources = []
+        digests = []
         for part in PARTS:
-            path = self.root / name / part
-            if not path.exists():
-                raise TemplateProblem("missing part", file=f"{name}/{part}")
-            sources.append(path.read_bytes())
+            try:
+                digests.append(self._files.digest(os.path.join(self.root, name, part)))
+            except FileNotFoundError:
+                raise TemplateProblem("missing part", file=f"{name}/{part}") from None
         subject = " ".join(self._render(self._text, f"{name}/subject.txt", context).split())
         if not subject:
             raise TemplateProblem("subject renders empty", file=f"{name}/subject.txt")
@@ -139,7 +140,7 @@ class TemplateRenderer:
                                   file=f"{name}/subject.txt")
         html = self._render(self._html, f"{name}/body.html", context)
         text = self._render(self._text, f"{name}/body.txt", context)
-        return Rendered(name, self._hash(sources), subject, html, text)
+        return Rendered(name, self._hash(digests), subject, html, text)
 
     def _render(self, env: MessageSandbox, name: str, context: dict[str, Any]) -> str:
         try:
@@ -165,20 +166,30 @@ class TemplateRenderer:
             file = path.relative_to(self.root).as_posix()
         return file, line
 
-    def _hash(self, sources: list[bytes]) -> str:
+    def _hash(self, part_digests: list[bytes]) -> str:
         """Hash of the variant's parts, every shared partial and the shop and product data
         (tips, addresses), so support can tell exactly which version of the words a customer
         got."""
         digest = hashlib.sha256()
-        for source in sources:
-            digest.update(hashlib.sha256(source).digest())
-        shared = self.root / SHARED
-        files = sorted(p for p in shared.rglob("*") if p.is_file()) if shared.is_dir() else []
-        files += [self.root / name for name in DATA_FILES if (self.root / name).is_file()]
-        for path in files:
-            digest.update(path.relative_to(self.root).as_posix().encode())
-            digest.update(hashlib.sha256(path.read_bytes()).digest())
+        for part in part_digests:
+            digest.update(part)
+        for name in self._shared_files():
+            try:
+                content = self._files.digest(os.path.join(self.root, name))
+            except FileNotFoundError:
+                continue  # removed since the folder was listed
+            digest.update(name.encode())
+            digest.update(content)
         return digest.hexdigest()
+
+    def _shared_files(self) -> list[str]:
+        """Every file under `_shared/`, then the data files, relative to the templates folder."""
+        found = []
+        for folder, _, files in os.walk(os.path.join(self.root, SHARED)):
+            relative = os.path.relpath(folder, self.root).replace(os.sep, "/")
+            found += [f"{relative}/{file}" for file in files]
+        found.sort(key=lambda name: name.split("/"))  # as paths sort: folder by folder
+        return found + [name for name in DATA_FILES if os.path.isfile(self.root / name)]
 
 
 def _product_of_override(name: str, context: dict[str, Any]) -> dict[str, Any]:

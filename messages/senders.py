@@ -17,9 +17,9 @@ from typing import Protocol
 import python_http_client
 import sendgrid
 from sendgrid.helpers.mail import Category, CustomArg, From, Mail, SendGridException, To
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, insert
 
-from database.models import EmailSend, OutboxMessage
+from database.models import OutboxMessage
 
 SENDGRID_HOST = "https://api.sendgrid.com"
 # SendGrid's Mail Send contract: at most 10 unique categories of at most 255 characters each,
@@ -28,6 +28,7 @@ SENDGRID_HOST = "https://api.sendgrid.com"
 MAX_CATEGORIES = 10
 MAX_CATEGORY_LENGTH = 255
 ERROR_BODY_LIMIT = 1000
+KEEP = insert(OutboxMessage)
 
 
 class _NoSecretsInLogs(logging.Filter):
@@ -62,12 +63,12 @@ class SendError(Exception):
 
 
 class Sender(Protocol):
-    """`session` is the transaction claiming `email`: the outbox writes in it, a provider is
-    called after it committed and gets None."""
+    """`connection` holds the transaction claiming email row `email_id`: the outbox writes in
+    it, a provider is called after it committed and gets None."""
 
     name: str
 
-    def send(self, session: Session | None, email: EmailSend, message: Message) -> str: ...
+    def send(self, connection: Connection | None, email_id: int, message: Message) -> str: ...
 
 
 class OutboxSender:
@@ -80,18 +81,16 @@ class OutboxSender:
 
     name = "outbox"
 
-    def send(self, session: Session | None, email: EmailSend, message: Message) -> str:
-        assert session is not None, "the outbox writes in the claiming transaction"
-        session.add(
-            OutboxMessage(
-                email_send=email,
-                to_email=message.to_email,
-                from_email=message.from_email,
-                subject=message.subject,
-                html=message.html,
-                text=message.text,
-            )
-        )
+    def send(self, connection: Connection | None, email_id: int, message: Message) -> str:
+        assert connection is not None, "the outbox writes in the claiming transaction"
+        connection.execute(KEEP, {
+            "email_send_id": email_id,
+            "to_email": message.to_email,
+            "from_email": message.from_email,
+            "subject": message.subject,
+            "html": message.html,
+            "text": message.text,
+        })
         return f"outbox-{message.idempotency_key}"
 
 
@@ -107,7 +106,7 @@ class SendGridSender:
         # every request client is derived from this one and inherits the attribute.
         self._api.client.timeout = timeout
 
-    def send(self, session: Session | None, email: EmailSend, message: Message) -> str:
+    def send(self, connection: Connection | None, email_id: int, message: Message) -> str:
         try:
             mail = build_mail(message)
         except (SendGridException, TypeError, ValueError) as error:

@@ -75,7 +75,7 @@ def test_outbox_keeps_the_message_in_the_callers_transaction(
 ) -> None:
     with own_database.begin() as session:
         row = email_send(session)
-        message_id = OutboxSender().send(session, row, MESSAGE)
+        message_id = OutboxSender().send(session.connection(), row.id, MESSAGE)
         session.flush()
         assert outbox_count(own_database) == 0  # flushed, not committed: invisible to others
 
@@ -97,7 +97,7 @@ def test_outbox_message_is_gone_when_the_transaction_rolls_back(
         row_id = email_send(session).id
 
     with own_database() as session:
-        OutboxSender().send(session, session.get_one(EmailSend, row_id), MESSAGE)
+        OutboxSender().send(session.connection(), row_id, MESSAGE)
         session.flush()
         session.rollback()
 
@@ -107,10 +107,10 @@ def test_outbox_message_is_gone_when_the_transaction_rolls_back(
 def test_outbox_keeps_one_message_per_email_step(own_database: sessionmaker[Session]) -> None:
     with own_database.begin() as session:
         row_id = email_send(session).id
-        OutboxSender().send(session, session.get_one(EmailSend, row_id), MESSAGE)
+        OutboxSender().send(session.connection(), row_id, MESSAGE)
 
     with pytest.raises(IntegrityError), own_database.begin() as session:
-        OutboxSender().send(session, session.get_one(EmailSend, row_id), MESSAGE)
+        OutboxSender().send(session.connection(), row_id, MESSAGE)
 
     assert outbox_count(own_database) == 1
 
@@ -180,7 +180,7 @@ def test_sendgrid_returns_the_message_id_and_sends_the_idempotency_key(
     fake_sendgrid.reply = Reply(202, headers={"X-Message-Id": "sg-abc123"})
 
     message_id = SendGridSender("SG.test-key", host=fake_sendgrid.url).send(
-        None, EmailSend(), MESSAGE
+        None, 0, MESSAGE
     )
 
     assert message_id == "sg-abc123"
@@ -203,7 +203,7 @@ def test_sendgrid_returns_the_message_id_and_sends_the_idempotency_key(
 def test_sendgrid_without_message_id_header_falls_back_to_the_idempotency_key(
     fake_sendgrid: FakeSendGrid,
 ) -> None:
-    message_id = SendGridSender("key", host=fake_sendgrid.url).send(None, EmailSend(), MESSAGE)
+    message_id = SendGridSender("key", host=fake_sendgrid.url).send(None, 0, MESSAGE)
     assert message_id == MESSAGE.idempotency_key
 
 
@@ -212,7 +212,7 @@ def test_sendgrid_busy_or_down_is_retryable(fake_sendgrid: FakeSendGrid, status:
     fake_sendgrid.reply = sendgrid_json(status)
 
     with pytest.raises(SendError) as raised:
-        SendGridSender("key", host=fake_sendgrid.url).send(None, EmailSend(), MESSAGE)
+        SendGridSender("key", host=fake_sendgrid.url).send(None, 0, MESSAGE)
 
     assert (raised.value.retryable, raised.value.status) == (True, status)
 
@@ -225,7 +225,7 @@ def test_sendgrid_refusal_is_permanent_and_says_why(
     fake_sendgrid.reply = sendgrid_json(status)
 
     with pytest.raises(SendError) as raised:
-        SendGridSender("key", host=fake_sendgrid.url).send(None, EmailSend(), MESSAGE)
+        SendGridSender("key", host=fake_sendgrid.url).send(None, 0, MESSAGE)
 
     assert (raised.value.retryable, raised.value.status) == (False, status)
     assert "does not contain a valid address" in str(raised.value)
@@ -238,7 +238,7 @@ def test_sendgrid_too_slow_is_a_retryable_timeout(fake_sendgrid: FakeSendGrid) -
 
     started = time.monotonic()
     with pytest.raises(SendError) as raised:
-        sender.send(None, EmailSend(), MESSAGE)
+        sender.send(None, 0, MESSAGE)
 
     assert time.monotonic() - started < 2.0
     assert (raised.value.retryable, raised.value.status) == (True, None)
@@ -248,7 +248,7 @@ def test_sendgrid_unreachable_is_retryable(fake_sendgrid: FakeSendGrid) -> None:
     closed = fake_sendgrid.url.rsplit(":", 1)[0] + ":9"  # discard port: nothing listens
 
     with pytest.raises(SendError) as raised:
-        SendGridSender("key", host=closed, timeout=2).send(None, EmailSend(), MESSAGE)
+        SendGridSender("key", host=closed, timeout=2).send(None, 0, MESSAGE)
 
     assert (raised.value.retryable, raised.value.status) == (True, None)
 
@@ -259,7 +259,7 @@ def test_message_carrying_an_api_key_is_refused_before_sending(
     leaked = replace(MESSAGE, text="SG.abcdef123.ghijkl456 is our key")
 
     with pytest.raises(SendError) as raised:
-        SendGridSender("key", host=fake_sendgrid.url).send(None, EmailSend(), leaked)
+        SendGridSender("key", host=fake_sendgrid.url).send(None, 0, leaked)
 
     assert raised.value.retryable is False
     assert fake_sendgrid.received == []

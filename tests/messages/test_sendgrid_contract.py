@@ -11,7 +11,6 @@ import pytest
 import sendgrid
 from python_http_client import HTTPError
 
-from database.models import EmailSend
 from messages.senders import MAX_CATEGORIES, MAX_CATEGORY_LENGTH, Message, SendError, SendGridSender
 
 BASE = Message(
@@ -65,7 +64,7 @@ ACCEPTED = {
 
 @pytest.mark.parametrize("message", ACCEPTED.values(), ids=ACCEPTED.keys())
 def test_sendgrid_accepts_what_the_sender_sends(prism_url: str, message: Message) -> None:
-    message_id = SendGridSender("SG.contract-test", host=prism_url).send(None, EmailSend(), message)
+    message_id = SendGridSender("SG.contract-test", host=prism_url).send(None, 0, message)
 
     # Prism's 202 carries no X-Message-Id (the description declares no headers).
     assert message_id == message.idempotency_key

@@ -6,7 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio import activity
 from temporalio.testing import WorkflowEnvironment
@@ -14,7 +14,7 @@ from temporalio.worker import Worker
 
 from activities.emails import EmailActivities, EmailIdentity
 from activities.purchases import PurchaseActivities
-from database.models import Customer, EmailSend
+from database.models import Customer
 from messages.render import TemplateRenderer
 from messages.senders import Message, OutboxSender, SendError
 from tests.lifecycle_kit import LifecycleKit
@@ -40,11 +40,11 @@ class FlakyProvider(OutboxSender):
     def __init__(self) -> None:
         self.calls = 0
 
-    def send(self, session: Session | None, email: EmailSend, message: Message) -> str:
+    def send(self, connection: Connection | None, email_id: int, message: Message) -> str:
         self.calls += 1
         if self.calls <= 2:
             raise SendError("503 Service Unavailable", retryable=True, status=503)
-        return super().send(session, email, message)
+        return super().send(connection, email_id, message)
 
 
 async def test_activity_failing_twice_gives_one_email_and_one_credit(
