@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, bindparam, insert, select, update
+from sqlalchemy import Connection, and_, bindparam, insert, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio import activity
@@ -25,7 +25,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.purchases import purchase_not_found
 from database.models import Creator, Customer, EmailSend, Purchase, skus_of
-from database.session import engine_of
+from database.session import AnyRow, engine_of
 from messages.context import build_context, unsubscribe_url
 from messages.render import Rendered, TemplateProblem, TemplateRenderer
 from messages.senders import Message, Sender, SendError
@@ -167,7 +167,7 @@ class EmailActivities:
         self._confirm_sent(claimed, message_id, now)
         return StepResult(claimed.step, "sent")
 
-    def _context(self, req: SendStep, purchase: Row[Any]) -> dict[str, Any]:
+    def _context(self, req: SendStep, purchase: AnyRow) -> dict[str, Any]:
         creator = purchase.creator_code
         return build_context(
             step=req.step,
@@ -191,7 +191,7 @@ class EmailActivities:
             ),
         )
 
-    def _message(self, req: SendStep, purchase: Row[Any], rendered: Rendered) -> Message:
+    def _message(self, req: SendStep, purchase: AnyRow, rendered: Rendered) -> Message:
         return Message(
             to_email=purchase.email or "",
             to_name=purchase.first_name,
@@ -236,7 +236,7 @@ class _StepRow:
     """This lifecycle's row for the step: added on its first write, changed after."""
 
     def __init__(
-        self, connection: Connection, req: SendStep, purchase: Row[Any], found: Row[Any] | None
+        self, connection: Connection, req: SendStep, purchase: AnyRow, found: AnyRow | None
     ) -> None:
         self.connection = connection
         self.req = req
@@ -299,7 +299,7 @@ def _outcome(step: str, error: SendError) -> StepResult | _Retry:
     return StepResult(step, "failed", f"provider_rejected_{error.status}")
 
 
-def _skip_reason(req: SendStep, purchase: Row[Any], others: list[Row[Any]]) -> str | None:
+def _skip_reason(req: SendStep, purchase: AnyRow, others: list[AnyRow]) -> str | None:
     """Why this step must not go out, from the customer's row and other lifecycles' sends."""
     if purchase.erased_at is not None or not purchase.email:
         return "customer_erased"

@@ -10,16 +10,15 @@ from __future__ import annotations
 from collections import Counter
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, func, select, update
+from sqlalchemy import Connection, bindparam, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.schedule import days, step_due_at
 from database.models import Credit, Customer, EmailSend, Purchase
-from database.session import engine_of
+from database.session import AnyRow, engine_of
 from ledger import credits, referrals
 from workflows.contract import (
     ApproveCredits,
@@ -70,7 +69,7 @@ EMAILS = select(EmailSend.status, EmailSend.skip_reason).where(
 CREDITS = select(Credit.status).where(Credit.workflow_id == bindparam("workflow_id"))
 
 
-def load_purchase(connection: Connection, shop_id: str, order_id: str) -> Row[Any]:
+def load_purchase(connection: Connection, shop_id: str, order_id: str) -> AnyRow:
     purchase = connection.execute(PURCHASE, {"shop_id": shop_id, "order_id": order_id}).first()
     if purchase is None:
         raise purchase_not_found(shop_id, order_id)
@@ -87,7 +86,7 @@ def purchase_not_found(shop_id: str, order_id: str) -> ApplicationError:
 
 def _credit(
     connection: Connection,
-    purchase: Row[Any],
+    purchase: AnyRow,
     req: BeginLifecycle | CreditMilestones,
     earned_by_order: str,
     referrer: credits.Referrer,

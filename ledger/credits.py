@@ -10,12 +10,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, select, update
+from sqlalchemy import Connection, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from database.models import Credit
+from database.session import AnyRow
 from database.upsert import InsertNew
 
 CLAWBACK_PREFIX = "clawback:"
@@ -61,7 +61,7 @@ def record(
     currency: str,
     hold: timedelta,
     now: datetime,
-) -> list[Row[Any]]:
+) -> list[AnyRow]:
     """Add each milestone's credit unless this referrer already earned it for this customer;
     returns them (id, milestone, approve_after) in the order given, found or added: one
     statement, and a second only for milestones credited before (a retried activity)."""
