@@ -139,6 +139,51 @@ def usage(pid: int) -> Usage:
     return Usage(cpu, rss, peak)
 
 
+def postgres_cpu_s() -> float:
+    """CPU seconds every PostgreSQL process on this machine has used, ended backends included
+    (their time is counted in the server's `cutime`/`cstime`): a system service, so the
+    benchmark reads it from /proc rather than its own children."""
+    total = 0
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            if not Path(entry.path, "comm").read_text().startswith("postgres"):
+                continue
+            fields = Path(entry.path, "stat").read_text().rsplit(")", 1)[1].split()
+            total += sum(int(field) for field in fields[11:15])
+    return total / CLOCK_TICKS
+
+
+@dataclass(frozen=True)
+class SharedCpu:
+    """CPU the Temporal server and PostgreSQL spent over a measured stretch, in seconds."""
+
+    server_s: float
+    database_s: float
+
+
+class SharedCpuMeter:
+    """What the shared services spent between `start` and `stop`: on two cores their time is
+    taken from the worker's, so it explains a rate as much as the worker's own CPU does."""
+
+    def __init__(self, server_pid: int | None) -> None:
+        self.server_pid = server_pid
+        self._started = SharedCpu(0.0, 0.0)
+
+    def _now(self) -> SharedCpu:
+        server = usage(self.server_pid).cpu_s if self.server_pid else 0.0
+        return SharedCpu(server, postgres_cpu_s())
+
+    def start(self) -> None:
+        self._started = self._now()
+
+    def stop(self) -> SharedCpu:
+        now = self._now()
+        return SharedCpu(now.server_s - self._started.server_s,
+                         now.database_s - self._started.database_s)
+
+
 class WorkerProcess:
     """`python -m bench.worker_process` in its own process, ready once it says so."""
 

@@ -30,7 +30,7 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
 from bench import seed
 from bench.baseline import BaselineInput, BaselineLifecycle, BaselineRepeat, BaselineStep
-from bench.cluster import WorkerProcess
+from bench.cluster import SharedCpu, SharedCpuMeter, WorkerProcess
 from bench.cost import LifecycleCost, measure
 from database.models import Credit, EmailSend
 from intake.service import workflow_id_for
@@ -65,6 +65,7 @@ class Throughput:
     verified: str
     db_statements_per_lifecycle: float = 0.0
     db_commits_per_lifecycle: float = 0.0
+    shared: SharedCpu = SharedCpu(0.0, 0.0)
 
     @property
     def complete(self) -> bool:
@@ -73,6 +74,14 @@ class Throughput:
     @property
     def cpu_per_1000(self) -> float:
         return self.worker_cpu_s / self.lifecycles * 1000
+
+    @property
+    def server_cpu_ms(self) -> float:
+        return self.shared.server_s / self.lifecycles * 1000
+
+    @property
+    def database_cpu_ms(self) -> float:
+        return self.shared.database_s / self.lifecycles * 1000
 
     def joined(self, later: Throughput) -> Throughput:
         """Both halves as one run: the rate over their measured time together, the history
@@ -89,6 +98,8 @@ class Throughput:
             verified or f"{self.verified} in the first half, {later.verified} in the second",
             (self.db_statements_per_lifecycle + later.db_statements_per_lifecycle) / 2,
             (self.db_commits_per_lifecycle + later.db_commits_per_lifecycle) / 2,
+            SharedCpu(self.shared.server_s + later.shared.server_s,
+                      self.shared.database_s + later.shared.database_s),
         )
 
 
@@ -99,13 +110,17 @@ async def side_by_side(
     database_url: str,
     count: int,
     profile: Path | None = None,
+    server_pid: int | None = None,
 ) -> tuple[Throughput, Throughput]:
-    """Loyalloop's worker and the baseline, `count` lifecycles each, in mirrored halves."""
+    """Loyalloop's worker and the baseline, `count` lifecycles each, in mirrored halves; with
+    `server_pid`, the Temporal server's CPU is measured too."""
     half = count // 2
-    base_first = await run_baseline(client, address, half)
-    real_first = await run_real(client, address, sessions, database_url, half, profile=profile)
-    real_second = await run_real(client, address, sessions, database_url, count - half)
-    base_second = await run_baseline(client, address, count - half)
+    base_first = await run_baseline(client, address, half, server_pid=server_pid)
+    real_first = await run_real(client, address, sessions, database_url, half, profile=profile,
+                                server_pid=server_pid)
+    real_second = await run_real(client, address, sessions, database_url, count - half,
+                                 server_pid=server_pid)
+    base_second = await run_baseline(client, address, count - half, server_pid=server_pid)
     return real_first.joined(real_second), base_first.joined(base_second)
 
 
@@ -129,7 +144,7 @@ async def closed_loop(count: int, lifecycle: Callable[[int], Awaitable[None]]) -
 
 async def run_real(
     client: Client, address: str, sessions: sessionmaker[Session], database_url: str, count: int,
-    profile: Path | None = None, worker_flags: tuple[str, ...] = (),
+    profile: Path | None = None, worker_flags: tuple[str, ...] = (), server_pid: int | None = None,
 ) -> Throughput:
     shop_id = f"bench-{uuid.uuid4().hex[:8]}"
     task_queue, email_queue = f"{shop_id}-lifecycles", f"{shop_id}-emails"
@@ -138,9 +153,11 @@ async def run_real(
     worker = WorkerProcess("real", "--address", address, "--task-queue", task_queue,
                            "--email-task-queue", email_queue, "--database-url", database_url,
                            *worker_flags, profile=profile)
+    shared = SharedCpuMeter(server_pid)
     try:
         worker.wait_ready()
         before = worker.usage()
+        shared.start()
 
         async def lifecycle(index: int) -> None:
             order = orders[index]
@@ -164,12 +181,13 @@ async def run_real(
 
         per_s = await closed_loop(count, lifecycle)
         after = worker.usage()
+        spent = shared.stop()
     finally:
         statements, commits = worker.stop()
     ids = [workflow_id_for(shop_id, o) for o in orders[:HISTORIES_SAMPLED]]
     return Throughput(count, per_s, after.cpu_s - before.cpu_s, after.peak_rss_mb,
                       await measure(client, ids), _verify(sessions, shop_id, count),
-                      round(statements / count, 1), round(commits / count, 1))
+                      round(statements / count, 1), round(commits / count, 1), spent)
 
 
 def _verify(sessions: sessionmaker[Session], shop_id: str, count: int) -> str:
@@ -187,16 +205,19 @@ def _verify(sessions: sessionmaker[Session], shop_id: str, count: int) -> str:
 
 
 async def run_baseline(
-    client: Client, address: str, count: int, profile: Path | None = None
+    client: Client, address: str, count: int, profile: Path | None = None,
+    server_pid: int | None = None,
 ) -> Throughput:
     run_id = uuid.uuid4().hex[:8]
     task_queue = f"baseline-{run_id}"
     worker = WorkerProcess(
         "baseline", "--address", address, "--task-queue", task_queue, profile=profile
     )
+    shared = SharedCpuMeter(server_pid)
     try:
         worker.wait_ready()
         before = worker.usage()
+        shared.start()
 
         async def lifecycle(index: int) -> None:
             handle = await client.start_workflow(
@@ -209,8 +230,9 @@ async def run_baseline(
 
         per_s = await closed_loop(count, lifecycle)
         after = worker.usage()
+        spent = shared.stop()
     finally:
         worker.stop()
     ids = [f"baseline-{run_id}-{i}" for i in range(min(count, HISTORIES_SAMPLED))]
     return Throughput(count, per_s, after.cpu_s - before.cpu_s, after.peak_rss_mb,
-                      await measure(client, ids), "no-op")
+                      await measure(client, ids), "no-op", shared=spent)

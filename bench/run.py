@@ -80,7 +80,8 @@ async def run_bench(
                 say(f"lifecycles: {sizes.lifecycles} on Loyalloop's worker and on the baseline's")
                 profile = profile_dir / "worker.speedscope.json" if profile_dir else None
                 real, base = await lifecycles.side_by_side(
-                    client, address, sessions, url, sizes.lifecycles, profile=profile
+                    client, address, sessions, url, sizes.lifecycles, profile=profile,
+                    server_pid=server.pid,
                 )
                 figures |= _lifecycle_figures(real, base)
                 say(f"scale: {sizes.open_lifecycles} open lifecycles, one signal to each")
@@ -114,6 +115,10 @@ def _lifecycle_figures(real: lifecycles.Throughput, base: lifecycles.Throughput)
         "lifecycle_ratio": round(real.per_s / base.per_s, 3),
         "worker_cpu_s_per_1000": round(real.cpu_per_1000, 1),
         "baseline_worker_cpu_s_per_1000": round(base.cpu_per_1000, 1),
+        "server_cpu_ms_per_lifecycle": round(real.server_cpu_ms, 1),
+        "baseline_server_cpu_ms_per_lifecycle": round(base.server_cpu_ms, 1),
+        "database_cpu_ms_per_lifecycle": round(real.database_cpu_ms, 1),
+        "baseline_database_cpu_ms_per_lifecycle": round(base.database_cpu_ms, 1),
         "lifecycle_worker_peak_rss_mb": round(real.peak_rss_mb, 1),
         "db_statements_per_lifecycle": real.db_statements_per_lifecycle,
         "db_commits_per_lifecycle": real.db_commits_per_lifecycle,
@@ -139,6 +144,10 @@ ROWS = [
      "baseline_lifecycles_per_s", "lifecycle_ratio", "≥ 0.7"),
     ("Worker CPU s per 1,000 lifecycles", "worker_cpu_s_per_1000",
      "baseline_worker_cpu_s_per_1000", None, ""),
+    ("  Temporal server CPU ms per lifecycle", "server_cpu_ms_per_lifecycle",
+     "baseline_server_cpu_ms_per_lifecycle", None, ""),
+    ("  PostgreSQL CPU ms per lifecycle", "database_cpu_ms_per_lifecycle",
+     "baseline_database_cpu_ms_per_lifecycle", None, ""),
     ("History events per lifecycle", "history_events_per_lifecycle", "baseline_history_events",
      None, ""),
     ("History bytes per lifecycle", "history_bytes_per_lifecycle", "baseline_history_bytes", None,

@@ -51,7 +51,9 @@ def test_table_says_when_a_run_is_quick() -> None:
         "intake_lifecycles_started", "direct_lifecycles_started", "lifecycles", "purchases",
         "load_average_at_start", "shared_cores_intake_per_s", "shared_cores_direct_start_per_s",
         "shared_cores_intake_ratio", "intake_cpu_ms_per_purchase",
-        "shared_cores_intake_cpu_ms_per_purchase",
+        "shared_cores_intake_cpu_ms_per_purchase", "server_cpu_ms_per_lifecycle",
+        "baseline_server_cpu_ms_per_lifecycle", "database_cpu_ms_per_lifecycle",
+        "baseline_database_cpu_ms_per_lifecycle",
     ]
     figures: dict[str, object] = dict.fromkeys(keys, 1)
     figures |= {"mode": "quick", "machine": "test", "lifecycles_verified": "ok"}
