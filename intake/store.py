@@ -15,13 +15,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from activities.schedule import days
 from database.models import Customer, Purchase
 from database.session import engine_of
+from database.upsert import InsertNew
 from intake.schemas import PurchaseEvent
 from ledger.referrals import normalize_email
 from workflows.rules import LifecycleRules
@@ -31,12 +31,7 @@ FIND_CUSTOMER = select(
     Customer.id, Customer.erased_at, *(getattr(Customer, name) for name in PERSONAL)
 ).where(Customer.shop_id == bindparam("shop_id"), Customer.customer_id == bindparam("customer_id"))
 # a new customer's row, or nothing when the customer is known (the unique shop + customer id)
-ADD_NEW_CUSTOMER = {
-    dialect.__name__.rsplit(".", 1)[-1]: dialect.insert(Customer)
-    .on_conflict_do_nothing(index_elements=[Customer.shop_id, Customer.customer_id])
-    .returning(Customer.id)
-    for dialect in (postgresql, sqlite)
-}
+ADD_NEW_CUSTOMER = InsertNew(Customer, [Customer.shop_id, Customer.customer_id], Customer.id)
 ADD_PURCHASE = insert(Purchase)
 FIND_PURCHASE = (
     select(Purchase.lifecycle_started_at, Purchase.repeat_routed_at, Customer.customer_id)
@@ -110,7 +105,7 @@ def _upsert_customer(connection: Connection, event: PurchaseEvent) -> tuple[int,
         "marketing_consent": data.marketing_consent,
     }
     key = {"shop_id": event.shop_id, "customer_id": data.id}
-    added = connection.execute(ADD_NEW_CUSTOMER[connection.dialect.name], key | fields).first()
+    added = connection.execute(ADD_NEW_CUSTOMER(connection), key | fields).first()
     if added is not None:
         return added.id, True
     row = connection.execute(FIND_CUSTOMER, key).one()
