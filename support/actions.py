@@ -48,7 +48,8 @@ class SupportActions:
         outcome = await self.service.accept_refund(event)
         entry = await asyncio.to_thread(
             audit.record, self.sessions, actor, "refund", event.shop_id,
-            order_id=event.order_id, key=f"refund:{event.shop_id}:{outcome['refund_id']}",
+            order_id=event.order_id,
+            key=audit.action_key("refund", event.shop_id, str(outcome["refund_id"])),
             detail={"refund_id": outcome["refund_id"], "amount": str(event.amount)},
         )
         return ActionResult(entry.id, str(outcome["workflow_id"]), not entry.created, entry.detail)
@@ -58,7 +59,8 @@ class SupportActions:
         outcome = await self.service.accept_unsubscribe(event)
         entry = await asyncio.to_thread(
             audit.record, self.sessions, actor, "unsubscribe", event.shop_id,
-            customer_id=event.customer_id, key=f"unsubscribe:{event.shop_id}:{event.customer_id}",
+            customer_id=event.customer_id,
+            key=audit.action_key("unsubscribe", event.shop_id, event.customer_id),
             detail={"lifecycles_signalled": outcome["lifecycles_signalled"]},
         )
         return ActionResult(entry.id, None, not entry.created, entry.detail)
@@ -70,7 +72,7 @@ class SupportActions:
         await self._require_running(workflow_id, "cancel")
         entry = await asyncio.to_thread(
             audit.record, self.sessions, actor, "cancel", shop_id, order_id=order_id,
-            customer_id=customer_id, key=f"cancel:{workflow_id}",
+            customer_id=customer_id, key=audit.action_key("cancel", workflow_id),
         )
         await self._signal(entry, workflow_id, "cancel", PurchaseLifecycle.cancel)
         return ActionResult(entry.id, workflow_id, not entry.created, entry.detail)

@@ -1,9 +1,14 @@
 """The support audit: who did what, when and why. Entries are written before the action runs
 and keyed by what they do, so a command repeated after a failure finds its first entry and
-finishes the action instead of recording it twice."""
+finishes the action instead of recording it twice.
+
+Keys are built by `action_key` from parts that may hold any character (`:` is allowed in shop
+and customer ids), each part length-prefixed so two different actions never share a key."""
 
 from __future__ import annotations
 
+import hashlib
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +21,8 @@ from support.errors import ActionRefused
 
 MAX_REASON = 1000
 MAX_ACTOR = 200
+MAX_KEY = 200  # support_audit.action_key is VARCHAR(200)
+ACTION = re.compile(r"^[a-z_]{1,40}$")
 
 
 @dataclass(frozen=True)
@@ -39,6 +46,28 @@ class Actor:
 
 
 @dataclass(frozen=True)
+class ActionKey:
+    """`value` is what is stored; `legacy` is the key the same action had before keys were
+    length-prefixed (parts joined by `:`), looked up so that a command repeated across the
+    deploy still finds its first entry."""
+
+    value: str
+    legacy: str
+
+
+def action_key(action: str, *parts: str) -> ActionKey:
+    """`unsubscribe|4:acme|4:c-42`: each part as `|<length>:<part>`, so `("a:b", "c")` and
+    `("a", "b:c")` differ. A key longer than the column is its SHA-256 (`action#<hex>`); the
+    `|` and `#` after the action keep both forms apart from each other and from legacy keys."""
+    if not ACTION.match(action):
+        raise ValueError(f"action {action!r}: lower-case letters and _ only")
+    value = action + "".join(f"|{len(part)}:{part}" for part in parts)
+    if len(value) > MAX_KEY:
+        value = f"{action}#{hashlib.sha256(value.encode()).hexdigest()}"
+    return ActionKey(value, ":".join((action, *parts)))
+
+
+@dataclass(frozen=True)
 class Recorded:
     id: int
     created: bool
@@ -47,25 +76,26 @@ class Recorded:
 
 def record(
     sessions: sessionmaker[Session], actor: Actor, action: str, shop_id: str, *,
-    order_id: str | None = None, customer_id: str | None = None, key: str | None = None,
+    order_id: str | None = None, customer_id: str | None = None, key: ActionKey | None = None,
     detail: dict[str, Any] | None = None,
 ) -> Recorded:
     """Add an entry, or return the one already holding `key`."""
     actor = actor.checked()
+    entry = AuditEntry(
+        actor=actor.name, action=action, shop_id=shop_id, order_id=order_id,
+        customer_id=customer_id, reason=actor.reason, detail=detail or {},
+        action_key=key.value if key else None,
+    )
     try:
         with sessions.begin() as session:
-            if key is not None and (found := _by_key(session, key)) is not None:
+            if key is not None and (found := _by_key(session, key, entry)) is not None:
                 return Recorded(found.id, False, dict(found.detail))
-            entry = AuditEntry(
-                actor=actor.name, action=action, shop_id=shop_id, order_id=order_id,
-                customer_id=customer_id, reason=actor.reason, detail=detail or {}, action_key=key,
-            )
             session.add(entry)
             session.flush()
             return Recorded(entry.id, True, dict(entry.detail))
     except IntegrityError:
         with sessions() as session:
-            found = _by_key(session, key or "")
+            found = _by_key(session, key, entry) if key is not None else None
             if found is None:
                 raise
             return Recorded(found.id, False, dict(found.detail))
@@ -78,5 +108,15 @@ def note(sessions: sessionmaker[Session], entry_id: int, **detail: Any) -> None:
         entry.detail = {**entry.detail, **detail}
 
 
-def _by_key(session: Session, key: str) -> AuditEntry | None:
-    return session.scalar(select(AuditEntry).where(AuditEntry.action_key == key))
+def _by_key(session: Session, key: ActionKey, wanted: AuditEntry) -> AuditEntry | None:
+    """The entry under the key, or under its legacy key if that entry is the same action on the
+    same shop, order and customer (a legacy key alone is ambiguous)."""
+    found = session.scalar(select(AuditEntry).where(AuditEntry.action_key == key.value))
+    if found is not None:
+        return found
+    legacy = session.scalar(select(AuditEntry).where(AuditEntry.action_key == key.legacy))
+    same = legacy is not None and all(
+        getattr(legacy, column) == getattr(wanted, column)
+        for column in ("action", "shop_id", "order_id", "customer_id")
+    )
+    return legacy if same else None

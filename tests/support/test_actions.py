@@ -3,8 +3,6 @@ leaves exactly one audit entry saying who, when and why."""
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 import pytest
 from sqlalchemy import select
 
@@ -117,8 +115,8 @@ async def test_refund_and_unsubscribe_are_audited_once_and_shown_by_inspect(
 ):
     creator = kit.add_creator("MAYA")
     handle = await kit.buy(await kit.placed_now("6301", referral=creator))
-    refund = RefundEvent(shop_id=kit.shop_id, order_id="6301", amount=Decimal("49.00"),
-                         reason="arrived broken")
+    refund = RefundEvent.model_validate({"shop_id": kit.shop_id, "order_id": "6301",
+                                         "amount": "49.00", "reason": "arrived broken"})
     unsubscribe = UnsubscribeEvent(shop_id=kit.shop_id, customer_id="c-42")
 
     unsubscribed = await actions.unsubscribe(unsubscribe, ANA)
