@@ -24,13 +24,13 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
 from bench.cluster import ROOT, free_port, stop_process, usage
 from bench.http_load import Connection
-from intake.service import workflow_id_for
+from intake.store import workflow_id_for
 from workflows import search
 from workflows.contract import LifecycleInput
 from workflows.lifecycle import PurchaseLifecycle
 from workflows.rules import LifecycleRules
 
-SHOP_KEY = "bench-key"
+SHOP_KEY = "bench-key-not-secret"  # at least 16 characters, as `loyalloop api` requires
 CONCURRENCY = 32
 
 
@@ -82,6 +82,8 @@ def start_api(
         "TEMPORAL_ADDRESS": address, "DATABASE_URL": database_url,
         "LOYALLOOP_SHOP_KEYS": f"{shop_id}:{SHOP_KEY}", "LOYALLOOP_TASK_QUEUE": task_queue,
         "LOYALLOOP_DAY_SECONDS": "86400",
+        # Its own, since `loyalloop api` refuses the built-in one; no email leaves the bench.
+        "LOYALLOOP_LINK_SECRET": "bench-link-secret-not-secret",
     }
     loyalloop = Path(sys.executable).parent / "loyalloop"
     command = [str(loyalloop), "api", "--host", "127.0.0.1", "--port", str(port)]

@@ -33,7 +33,7 @@ from bench.baseline import BaselineInput, BaselineLifecycle, BaselineRepeat, Bas
 from bench.cluster import SharedCpu, SharedCpuMeter, WorkerProcess
 from bench.cost import LifecycleCost, measure
 from database.models import Credit, EmailSend
-from intake.service import workflow_id_for
+from intake.store import workflow_id_for
 from workflows import search
 from workflows.contract import LifecycleInput, RepeatPurchase
 from workflows.lifecycle import PurchaseLifecycle

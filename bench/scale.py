@@ -19,7 +19,7 @@ from bench import seed
 from bench.cluster import WorkerProcess
 from bench.intake import each
 from database.models import Credit
-from intake.service import workflow_id_for
+from intake.store import workflow_id_for
 from workflows import search
 from workflows.contract import LifecycleInput, RepeatPurchase
 from workflows.lifecycle import PurchaseLifecycle

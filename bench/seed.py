@@ -9,7 +9,7 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
 from database.models import Creator, Customer, Purchase
-from intake.service import workflow_id_for
+from intake.store import workflow_id_for
 
 CREATOR_CODE = "BENCH10"
 FIRST_TOTAL = Decimal("49.00")

@@ -122,6 +122,7 @@ async def simulate_lifecycle(
                 task_queue=settings.lifecycle_task_queue,
                 email_task_queue=settings.email_task_queue,
                 rules=rules,
+                clock=env.get_current_time,
             )
             now = await env.get_current_time()
             shift = timedelta(

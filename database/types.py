@@ -35,11 +35,10 @@ class Money(TypeDecorator[Decimal]):
 
 
 def _plain(value: Decimal) -> Decimal:
-    """Drop trailing zeros past the cents so amounts read the same on both databases."""
-    quantized = (
-        value.quantize(Decimal("0.01")) if value == value.quantize(Decimal("0.01")) else value
-    )
-    return quantized
+    """Drop trailing zeros past the cents so amounts read the same on both databases
+    (PostgreSQL's NUMERIC(18, 4) reads 3.125 back as 3.1250)."""
+    cents = value.quantize(Decimal("0.01"))
+    return cents if value == cents else value.normalize()
 
 
 class UTCDateTime(TypeDecorator[datetime]):

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
+from functools import cache
+from importlib import resources
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -17,36 +19,45 @@ from pydantic import (
     EmailStr,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
 )
 
 from intake.currencies import CURRENCIES
+from intake.money import in_minor_units, parse_money
 
-MAX_MONEY = Decimal("1000000000")
 ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$")
 EARLIEST_YEAR, LATEST_YEAR = 1900, 9000  # room for the test server's clock, none for overflow
 LOCALE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")
 
 
+# C0 and C1 controls, DEL, and the bidirectional overrides and isolates that reorder what a
+# support agent's terminal shows. Newlines and tabs only where a field holds prose.
+CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+PROSE_CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
 def _money(value: Any) -> Decimal:
-    """Money is a decimal string (or an integer); floats are refused, they are not exact."""
-    if isinstance(value, bool | float):
-        raise ValueError("must be a decimal string such as \"49.00\", not a float")
-    if not isinstance(value, (str, int, Decimal)):
-        raise ValueError("must be a decimal string such as \"49.00\"")
-    try:
-        amount = Decimal(value.strip() if isinstance(value, str) else value)
-    except InvalidOperation:
-        raise ValueError(f"{value!r} is not a decimal amount") from None
-    if not amount.is_finite():
-        raise ValueError(f"{value!r} is not a decimal amount")
-    if amount < 0:
-        raise ValueError("must not be negative")
-    if amount > MAX_MONEY:
-        raise ValueError(f"must be at most {MAX_MONEY}")
-    if amount.as_tuple().exponent < -4:  # type: ignore[operator]
-        raise ValueError("has more than 4 decimal places")
-    return amount
+    """Money is a plain decimal string; floats are refused, they are not exact."""
+    return parse_money(value)
+
+
+def _no_controls(value: str, pattern: re.Pattern[str] = CONTROLS) -> str:
+    if found := pattern.search(value):
+        raise ValueError(f"must not contain control characters (found U+{ord(found[0]):04X})")
+    return value
+
+
+def _prose(value: str) -> str:
+    return _no_controls(value, PROSE_CONTROLS)
+
+
+@cache
+def _time_zones() -> frozenset[str]:
+    """IANA's zone names as the tzdata package lists them: `localtime` (the server's own
+    zone, different on every machine) and `Factory` are not places a customer lives."""
+    names = resources.files("tzdata").joinpath("zones").read_text().split()
+    return frozenset(names) - {"Factory"}
 
 
 def _identifier(value: str) -> str:
@@ -68,6 +79,8 @@ def _aware(value: datetime) -> datetime:
 Money = Annotated[Decimal, BeforeValidator(_money)]
 Identifier = Annotated[str, AfterValidator(_identifier)]
 AwareDatetime = Annotated[datetime, AfterValidator(_aware)]
+Text = Annotated[str, AfterValidator(_no_controls)]
+Prose = Annotated[str, AfterValidator(_prose)]
 
 
 class Strict(BaseModel):
@@ -77,7 +90,7 @@ class Strict(BaseModel):
 class Customer(Strict):
     id: Identifier
     email: EmailStr
-    first_name: str | None = Field(None, max_length=200)
+    first_name: Text | None = Field(None, max_length=200)
     locale: str = "en"
     timezone: str = "UTC"
     marketing_consent: bool = False
@@ -93,15 +106,19 @@ class Customer(Strict):
     @classmethod
     def _timezone(cls, value: str) -> str:
         try:
+            if value not in _time_zones():
+                raise ZoneInfoNotFoundError(value)
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"{value!r} is not an IANA time zone such as Europe/Lisbon") from None
+            raise ValueError(
+                f"{value[:64]!r} is not an IANA time zone such as Europe/Lisbon"
+            ) from None
         return value
 
 
 class Item(Strict):
     sku: Identifier
-    name: str = Field(min_length=1, max_length=300)
+    name: Text = Field(min_length=1, max_length=300)
     quantity: int = Field(ge=1, le=100_000, strict=True)
     unit_price: Money
 
@@ -111,28 +128,71 @@ class Referral(Strict):
 
 
 class PurchaseEvent(Strict):
+    """Fields are validated in this order, so each amount is checked against the currency
+    and the total against the items, shipping and tax before it."""
+
     shop_id: Identifier
     order_id: Identifier
     placed_at: AwareDatetime
     customer: Customer
-    items: list[Item] = Field(min_length=1, max_length=500)
-    total: Money
     currency: str
+    items: list[Item] = Field(min_length=1, max_length=500)
+    shipping: Money = Decimal(0)
+    tax: Money = Decimal(0)
+    total: Money
     referral: Referral | None = None
 
     @field_validator("currency")
     @classmethod
     def _currency(cls, value: str) -> str:
         if value not in CURRENCIES:
-            raise ValueError(f"{value!r} is not an ISO 4217 currency code such as EUR")
+            raise ValueError(f"{value[:16]!r} is not an ISO 4217 currency code such as EUR")
         return value
+
+    @field_validator("items")
+    @classmethod
+    def _item_prices(cls, items: list[Item], info: ValidationInfo) -> list[Item]:
+        """Kept at the currency's minor unit: one amount, one way to write it."""
+        currency = info.data.get("currency")
+        if currency is None:
+            return items
+        normalized = []
+        for index, item in enumerate(items):
+            try:
+                price = in_minor_units(item.unit_price, currency)
+            except ValueError as error:
+                raise ValueError(f"{index}.unit_price {error}") from None
+            normalized.append(item.model_copy(update={"unit_price": price}))
+        return normalized
+
+    @field_validator("shipping", "tax", "total")
+    @classmethod
+    def _in_minor_units(cls, amount: Decimal, info: ValidationInfo) -> Decimal:
+        currency = info.data.get("currency")
+        return amount if currency is None else in_minor_units(amount, currency)
+
+    @field_validator("total")
+    @classmethod
+    def _explained(cls, total: Decimal, info: ValidationInfo) -> Decimal:
+        """A total the items, shipping and tax cannot explain (a total sent in cents) is
+        refused, rather than crediting a creator a hundred times over."""
+        items, shipping, tax = (info.data.get(name) for name in ("items", "shipping", "tax"))
+        if items is None or shipping is None or tax is None:
+            return total
+        goods = sum((item.unit_price * item.quantity for item in items), Decimal(0))
+        if total > goods + shipping + tax:
+            raise ValueError(
+                f"{total} is more than the items ({goods}) plus shipping ({shipping}) and tax "
+                f"({tax}): send the order's shipping and tax too"
+            )
+        return total
 
 
 class RefundEvent(Strict):
     shop_id: Identifier
     order_id: Identifier
     amount: Money
-    reason: str = Field("", max_length=500)
+    reason: Prose = Field("", max_length=500)
     refund_id: Identifier | None = None
 
     @field_validator("amount")

@@ -12,8 +12,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy import select
@@ -29,10 +30,12 @@ from temporalio.common import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from activities.schedule import days
 from database.models import Customer, Purchase, Refund
 from intake.errors import EventRejected
+from intake.money import in_minor_units
 from intake.schemas import PurchaseEvent, RefundEvent, UnsubscribeEvent
-from intake.store import StoredPurchase, mark_routed, store_purchase, workflow_id_for
+from intake.store import StoredPurchase, mark_routed, store_purchase
 from ledger import credits
 from workflows import search
 from workflows.contract import LifecycleInput, RefundRequest, RepeatPurchase
@@ -44,6 +47,36 @@ from workflows.rules import LifecycleRules
 class OpenLifecycle:
     shop_id: str
     order_id: str
+    workflow_id: str
+
+
+@dataclass(frozen=True)
+class StoredRefund:
+    refund_id: int
+    created: bool
+    workflow_id: str
+    amount: Decimal
+
+
+def refund_keys(event: RefundEvent, amount: Decimal) -> list[str]:
+    """The refund's idempotency key, then the one it had before amounts were normalised (so
+    a retry across the upgrade finds its refund). The shop's refund id when it sends one."""
+    if event.refund_id:
+        return [event.refund_id]
+    parts = [event.order_id, str(amount), event.reason]
+    key = hashlib.sha256(
+        b"".join(len(p.encode()).to_bytes(4, "big") + p.encode() for p in parts)
+    ).hexdigest()[:40]
+    legacy = hashlib.sha256("|".join(parts).encode()).hexdigest()[:40]
+    return [key, legacy]
+
+
+async def wall_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+# A shop's clock may run a little ahead of ours; a purchase days ahead is a mistake.
+FUTURE_TOLERANCE = timedelta(days=1)
 
 
 class LifecycleService:
@@ -55,12 +88,14 @@ class LifecycleService:
         task_queue: str,
         email_task_queue: str,
         rules: LifecycleRules,
+        clock: Callable[[], Awaitable[datetime]] = wall_clock,
     ) -> None:
         self.sessions = sessions
         self.client = client
         self.task_queue = task_queue
         self.email_task_queue = email_task_queue
         self.rules = rules
+        self.clock = clock
 
     # Purchases
 
@@ -71,16 +106,35 @@ class LifecycleService:
         A new customer's first purchase costs one transaction and one start: nothing earlier
         can need the repeat signal, so it is stored already routed, and its lifecycle's first
         step records that it runs."""
+        self._check_placed_at(event, await self.clock())
         try:
             stored = await asyncio.to_thread(self._store_purchase, event)
         except IntegrityError:  # the same order was stored by a concurrent call
             stored = await asyncio.to_thread(self._store_purchase, event)
         if not stored.started:
-            await self._start(event.shop_id, event.order_id, stored.customer_id)
+            await self._start(stored.workflow_id, event.shop_id, event.order_id,
+                              stored.customer_id)
         if not stored.routed:
             await self._route_repeat(event.shop_id, event.order_id)
             await asyncio.to_thread(self._mark_routed, event.shop_id, event.order_id)
         return stored.workflow_id, stored.new
+
+    def _check_placed_at(self, event: PurchaseEvent, now: datetime) -> None:
+        """A purchase whose attribution window closed before it arrived can earn nothing and
+        would send every onboarding email at once; one from days ahead is a wrong clock."""
+        rules = self.rules
+        window = days(rules, rules.attribution_window_days)
+        if event.placed_at > now + FUTURE_TOLERANCE:
+            raise EventRejected(
+                422, "placed_at",
+                f"is more than a day ahead of now ({now.astimezone(UTC):%Y-%m-%dT%H:%MZ})",
+            )
+        if event.placed_at < now - window:
+            raise EventRejected(
+                422, "placed_at",
+                f"is older than the {rules.attribution_window_days}-day attribution window: "
+                "its lifecycle would have nothing left to do",
+            )
 
     def _store_purchase(self, event: PurchaseEvent) -> StoredPurchase:
         return store_purchase(self.sessions, event, self.rules)
@@ -91,12 +145,14 @@ class LifecycleService:
     def _lifecycle_input(self, shop_id: str, order_id: str) -> LifecycleInput:
         return LifecycleInput(shop_id, order_id, self.rules, self.email_task_queue)
 
-    async def _start(self, shop_id: str, order_id: str, customer_id: str) -> bool:
+    async def _start(
+        self, workflow_id: str, shop_id: str, order_id: str, customer_id: str
+    ) -> bool:
         try:
             await self.client.start_workflow(
                 PurchaseLifecycle.run,
                 self._lifecycle_input(shop_id, order_id),
-                id=workflow_id_for(shop_id, order_id),
+                id=workflow_id,
                 task_queue=self.task_queue,
                 id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
@@ -124,7 +180,7 @@ class LifecycleService:
                 await self.client.start_workflow(
                     PurchaseLifecycle.run,
                     self._lifecycle_input(lifecycle.shop_id, lifecycle.order_id),
-                    id=workflow_id_for(lifecycle.shop_id, lifecycle.order_id),
+                    id=lifecycle.workflow_id,
                     task_queue=self.task_queue,
                     id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
                     id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
@@ -159,7 +215,7 @@ class LifecycleService:
             open_window = closes is None or closes > purchase.placed_at
             may_credit = other.attribution in (None, "creator", "customer")
             if open_window and may_credit and other.refunded_amount == 0:
-                earlier.append(OpenLifecycle(other.shop_id, other.order_id))
+                earlier.append(OpenLifecycle(other.shop_id, other.order_id, other.workflow_id))
         repeat = RepeatPurchase(
             order_id, str(purchase.total), str(spend), purchase.placed_at.isoformat()
         )
@@ -168,22 +224,19 @@ class LifecycleService:
     # Refunds and unsubscribes
 
     async def accept_refund(self, event: RefundEvent) -> dict[str, object]:
-        refund_id, created = await asyncio.to_thread(self._store_refund, event)
-        workflow_id = workflow_id_for(event.shop_id, event.order_id)
-        handle: WorkflowHandle = self.client.get_workflow_handle(workflow_id)
+        stored = await asyncio.to_thread(self._store_refund, event)
+        handle: WorkflowHandle = self.client.get_workflow_handle(stored.workflow_id)
         try:
-            request = RefundRequest(refund_id, str(event.amount))
+            request = RefundRequest(stored.refund_id, str(stored.amount))
             await handle.signal(PurchaseLifecycle.refund, request)
         except RPCError as error:
             if error.status != RPCStatusCode.NOT_FOUND:
                 raise
             await asyncio.to_thread(self._reverse_closed, event.shop_id, event.order_id)
-        return {"workflow_id": workflow_id, "refund_id": refund_id, "created": created}
+        return {"workflow_id": stored.workflow_id, "refund_id": stored.refund_id,
+                "created": stored.created}
 
-    def _store_refund(self, event: RefundEvent) -> tuple[int, bool]:
-        key = event.refund_id or hashlib.sha256(
-            f"{event.order_id}|{event.amount}|{event.reason}".encode()
-        ).hexdigest()[:40]
+    def _store_refund(self, event: RefundEvent) -> StoredRefund:
         with self.sessions.begin() as session:
             purchase = session.scalar(
                 select(Purchase)
@@ -196,25 +249,36 @@ class LifecycleService:
                 raise EventRejected(
                     404, "order_id", f"no purchase {event.order_id} for shop {event.shop_id}"
                 )
+            try:
+                amount = in_minor_units(event.amount, purchase.currency)
+            except ValueError as error:
+                raise EventRejected(422, "amount", str(error)) from None
+            keys = refund_keys(event, amount)
             existing = session.scalar(
-                select(Refund).where(Refund.shop_id == event.shop_id, Refund.refund_key == key)
+                select(Refund).where(Refund.shop_id == event.shop_id, Refund.refund_key.in_(keys))
             )
             if existing is not None:
-                return existing.id, False
+                if (existing.order_id, existing.amount) != (event.order_id, amount):
+                    raise EventRejected(
+                        409, "refund_id",
+                        f"refund {event.refund_id} is recorded for another order or amount; "
+                        "a refund id names one refund",
+                    )
+                return StoredRefund(existing.id, False, purchase.workflow_id, existing.amount)
             left = purchase.total - purchase.refunded_amount
-            if event.amount > left:
+            if amount > left:
                 raise EventRejected(
                     422, "amount",
-                    f"refund {event.amount} exceeds the {left} left to refund on this order",
+                    f"refund {amount} exceeds the {left} left to refund on this order",
                 )
             refund = Refund(
-                shop_id=event.shop_id, order_id=event.order_id, refund_key=key,
-                amount=event.amount, reason=event.reason,
+                shop_id=event.shop_id, order_id=event.order_id, refund_key=keys[0],
+                amount=amount, reason=event.reason,
             )
             session.add(refund)
-            purchase.refunded_amount = purchase.refunded_amount + event.amount
+            purchase.refunded_amount = purchase.refunded_amount + amount
             session.flush()
-            return refund.id, True
+            return StoredRefund(refund.id, True, purchase.workflow_id, amount)
 
     def _reverse_closed(self, shop_id: str, order_id: str) -> None:
         """The lifecycle has ended (or never ran): take the credits back directly."""
@@ -222,10 +286,10 @@ class LifecycleService:
             credits.reverse_order(session, shop_id, order_id, datetime.now(UTC))
 
     async def accept_unsubscribe(self, event: UnsubscribeEvent) -> dict[str, object]:
-        order_ids = await asyncio.to_thread(self._store_unsubscribe, event)
+        workflow_ids = await asyncio.to_thread(self._store_unsubscribe, event)
         signalled = 0
-        for order_id in order_ids:
-            handle = self.client.get_workflow_handle(workflow_id_for(event.shop_id, order_id))
+        for workflow_id in workflow_ids:
+            handle = self.client.get_workflow_handle(workflow_id)
             try:
                 await handle.signal(PurchaseLifecycle.unsubscribe)
                 signalled += 1
@@ -253,7 +317,7 @@ class LifecycleService:
             customer.unsubscribed_at = customer.unsubscribed_at or now
             return list(
                 session.scalars(
-                    select(Purchase.order_id).where(Purchase.customer_pk == customer.id)
+                    select(Purchase.workflow_id).where(Purchase.customer_pk == customer.id)
                 )
             )
 

@@ -3,18 +3,16 @@ so a preview shows exactly what a send would render."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
 
+from messages.links import link_token
+
 
 def unsubscribe_url(public_url: str, secret: str, shop_id: str, customer_id: str) -> str:
-    token = hmac.new(
-        secret.encode(), f"{shop_id}:{customer_id}".encode(), hashlib.sha256
-    ).hexdigest()
-    return f"{public_url}/u/{quote(shop_id)}/{quote(customer_id)}?token={token[:32]}"
+    token = link_token(secret, shop_id, customer_id)
+    return f"{public_url}/u/{quote(shop_id)}/{quote(customer_id)}?token={token}"
 
 
 def build_context(

@@ -16,7 +16,8 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from database.models import Purchase
 from intake.schemas import RefundEvent, UnsubscribeEvent
-from intake.service import LifecycleService, workflow_id_for
+from intake.service import LifecycleService
+from intake.store import workflow_id_for
 from support import audit
 from support.audit import Actor
 from support.errors import ActionRefused

@@ -62,6 +62,7 @@ class LifecycleKit:
             task_queue=settings.lifecycle_task_queue,
             email_task_queue=settings.email_task_queue,
             rules=settings.rules(),
+            clock=env.get_current_time,  # the intake's "now" is the lifecycles' clock
         )
 
     @classmethod
@@ -113,7 +114,8 @@ class LifecycleKit:
         locale: str = "en",
         timezone: str = "Europe/Lisbon",
     ) -> PurchaseEvent:
-        price = Decimal(total) / len(skus)
+        cents, rest = divmod(int(Decimal(total) * 100), len(skus))
+        prices = [Decimal(cents + (1 if i < rest else 0)) / 100 for i in range(len(skus))]
         return PurchaseEvent.model_validate(
             {
                 "shop_id": self.shop_id,
@@ -128,8 +130,9 @@ class LifecycleKit:
                     "marketing_consent": consent,
                 },
                 "items": [
-                    {"sku": sku, "name": f"Item {sku}", "quantity": 1, "unit_price": str(price)}
-                    for sku in skus
+                    {"sku": sku, "name": f"Item {sku}", "quantity": 1,
+                     "unit_price": f"{price:.2f}"}
+                    for sku, price in zip(skus, prices, strict=True)
                 ],
                 "total": total,
                 "currency": "EUR",

@@ -18,6 +18,7 @@ from temporalio.testing import WorkflowEnvironment
 from database.models import Customer
 from database.session import make_engine, make_sessionmaker, upgrade
 from intake.schemas import PurchaseEvent
+from intake.store import workflow_id_for
 from tests.lifecycle_kit import LifecycleKit
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
@@ -113,7 +114,8 @@ async def test_every_locale_and_product_override(prism_kit: LifecycleKit, locale
     event = await purchase(prism_kit, f"{locale}-{sku}", name="João", locale=locale, skus=[sku])
     assert await sent_through_prism(prism_kit, event) == STEPS
     templates = {
-        e.template_name for e in prism_kit.emails(f"purchase-{prism_kit.shop_id}-{locale}-{sku}")
+        e.template_name
+        for e in prism_kit.emails(workflow_id_for(prism_kit.shop_id, f"{locale}-{sku}"))
     }
     assert any(f"locale/{locale}" in (t or "") for t in templates), templates
     if sku in SKUS:

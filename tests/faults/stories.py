@@ -23,7 +23,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from database.models import Credit, EmailSend
 from intake.schemas import PurchaseEvent, RefundEvent, UnsubscribeEvent
-from intake.service import workflow_id_for
+from intake.store import workflow_id_for
 from tests.faults.chaos import CrashingIntake, Retries
 from workflows.lifecycle import PurchaseLifecycle
 from workflows.rules import LifecycleRules, StepRule

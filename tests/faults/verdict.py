@@ -11,6 +11,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
 from database.models import Credit, EmailSend
+from intake.store import workflow_id_for
 from tests.faults.fake_sendgrid import Accepted, ProviderLog
 from tests.faults.stories import Story
 
@@ -29,7 +30,7 @@ class Verdict:
 
 
 def _key(shop_id: str, order_id: str, step: str) -> str:
-    return f"purchase-{shop_id}-{order_id}:{step}"
+    return f"{workflow_id_for(shop_id, order_id)}:{step}"
 
 
 def on_its_way(
@@ -78,7 +79,7 @@ def judge_stories(
             if prompts != 1:
                 verdict.problems.append(f"{says}: {prompts} referral prompts, expected 1")
         for order_id, stages in story.expected_stages().items():
-            actual = stage_of.get(f"purchase-{story.shop_id}-{order_id}", "never started")
+            actual = stage_of.get(workflow_id_for(story.shop_id, order_id), "never started")
             if actual not in stages:
                 verdict.problems.append(f"{says} {order_id}: ended {actual}, expected {stages}")
         timing = ""
@@ -99,7 +100,7 @@ def judge_emails(
     cuts: list[float],
 ) -> None:
     """Every row decided, and the provider and `email_send` agreeing key by key."""
-    stopped = {f"purchase-{s.shop_id}-{s.stopped_order}" for s in stories if s.stopped_order}
+    stopped = {workflow_id_for(s.shop_id, s.stopped_order) for s in stories if s.stopped_order}
     for key, row in rows.items():
         copies = log.accepted.get(key, [])
         verdict.counts[f"recorded_{row.status}"] += 1
@@ -188,7 +189,7 @@ async def sends_in_flight_at_cancel(client: Client, stories: list[Story]) -> dic
         if story.kind != "cancel":
             continue
         history = await client.get_workflow_handle(
-            f"purchase-{story.shop_id}-{story.first}"
+            workflow_id_for(story.shop_id, story.first)
         ).fetch_history()
         scheduled: set[str] = set()
         for event in history.events:

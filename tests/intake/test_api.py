@@ -6,6 +6,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from database.models import Customer, Purchase
+from intake.store import workflow_id_for
 from tests.intake.conftest import Intake, assert_refusal
 
 
@@ -14,7 +15,7 @@ async def test_new_purchase_is_accepted_and_the_same_order_again_starts_nothing(
     first = await intake.post("/v1/purchases", event)
     assert first.status_code == 202, first.text
     workflow_id = first.json()["workflow_id"]
-    assert workflow_id == f"purchase-{intake.shop_id}-1001"
+    assert workflow_id == workflow_id_for(intake.shop_id, "1001")
 
     again = await intake.post("/v1/purchases", event)
     assert (again.status_code, again.json()) == (200, {"workflow_id": workflow_id})

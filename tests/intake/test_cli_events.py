@@ -16,6 +16,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from cli.main import main
+from intake.store import workflow_id_for
 from settings import get_settings
 from tests.intake.conftest import Intake
 
@@ -135,7 +136,8 @@ async def test_commands_reach_the_real_service(intake: Intake, tmp_path: Path):
         return await asyncio.to_thread(loyalloop, *args, *support, env=env)
 
     first = await run("purchase", purchase)
-    assert (first.exit_code, first.output.strip()) == (0, f"started: purchase-{kit.shop_id}-8001")
+    started = f"started: {workflow_id_for(kit.shop_id, '8001')}"
+    assert (first.exit_code, first.output.strip()) == (0, started)
     again = await run("purchase", purchase)
     assert again.exit_code == 0 and again.output.startswith("already known")
 

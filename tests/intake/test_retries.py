@@ -12,7 +12,9 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from database.models import Purchase
+from intake.schemas import PurchaseEvent
 from intake.service import LifecycleService
+from intake.store import workflow_id_for
 from tests.intake.conftest import Intake, assert_refusal, make_intake_app
 
 
@@ -40,7 +42,7 @@ async def test_temporal_down_after_the_store_then_the_retry_completes_it(intake:
     assert_refusal(refused, 503)
     assert refused.headers["Retry-After"]
     assert started_at(intake, "7001") == [None]  # stored, not started
-    handle = intake.kit.handle(f"purchase-{intake.shop_id}-7001")
+    handle = intake.kit.handle(workflow_id_for(intake.shop_id, "7001"))
     with pytest.raises(RPCError) as missing:
         await handle.describe()
     assert missing.value.status == RPCStatusCode.NOT_FOUND
@@ -55,7 +57,8 @@ async def test_temporal_down_after_the_store_then_the_retry_completes_it(intake:
 
 async def test_killed_between_store_and_start_then_the_retry_completes_it(intake: Intake):
     event = intake.purchase("7002")
-    await asyncio.to_thread(intake.kit.service._store_purchase, intake.kit.purchase("7002"))
+    stored = PurchaseEvent.model_validate(event)  # what the killed call stored: the same body
+    await asyncio.to_thread(intake.kit.service._store_purchase, stored)
     assert started_at(intake, "7002") == [None]
 
     retried = await intake.post("/v1/purchases", event)
