@@ -5,9 +5,14 @@ settings and the lifecycle keeps the rules it was started with for its whole lif
 Money is carried as decimal strings so histories hold exact amounts.
 """
 
+import re
 from dataclasses import asdict, dataclass, field, fields
 from decimal import Decimal
 from typing import Any
+
+# Steps and tiers name templates folders and join keys (`<lifecycle id>:<step>`, `tier:<name>`),
+# so they hold no separator and no path.
+NAME = re.compile(r"^[a-z0-9][a-z0-9_]{0,62}$")
 
 
 @dataclass(frozen=True)
@@ -88,6 +93,11 @@ class LifecycleRules:
             raise ValueError("send_hour must be between 0 and 23")
         if self.attribution_window_days < 0 or self.hold_days < 0:
             raise ValueError("attribution_window_days and hold_days must not be negative")
+        for name in [*(s.step for s in self.steps), *(t.name for t in self.tiers)]:
+            if not NAME.match(name):
+                raise ValueError(
+                    f"{name!r}: step and tier names are 1-63 lower-case letters, digits or _"
+                )
         amounts = [
             *self.spend_thresholds,
             *(t.min_spend for t in self.tiers),

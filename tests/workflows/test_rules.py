@@ -88,3 +88,13 @@ def test_a_compressed_day_ignores_clock_hours() -> None:
     placed = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
     due = step_due_at(placed, 7, "Europe/Lisbon", LifecycleRules(day_seconds=60))
     assert (due - placed).total_seconds() == 7 * 60
+
+
+@pytest.mark.parametrize("name", ["day:1", "../day_1", "Day_1", "", "day 1", "day-1"])
+def test_step_and_tier_names_cannot_make_keys_or_paths_ambiguous(name: str) -> None:
+    """`<lifecycle id>:<step>` keys an email: a step `b:c` of order `a` and a step `c` of
+    order `a:b` would be one key."""
+    with pytest.raises(ValueError, match="step and tier names"):
+        LifecycleRules.from_dict({"steps": [{"step": name, "day": 1}]})
+    with pytest.raises(ValueError, match="step and tier names"):
+        LifecycleRules.from_dict({"tiers": [{"name": name, "min_spend": "10"}]})
