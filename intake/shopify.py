@@ -10,12 +10,13 @@ Problems are reported under Shopify's field names, so a shop can find them in it
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 from typing import Any
 
 from pydantic import ValidationError
 
 from intake.errors import EventRejected
-from intake.schemas import LOCALE, PurchaseEvent, describe_errors
+from intake.schemas import CONTROLS, LOCALE, PurchaseEvent, describe_errors
 
 REFERRAL = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 NOT_IN_SKU = re.compile(r"[^A-Za-z0-9._:@-]+")
@@ -46,6 +47,7 @@ def purchase_from_order(shop_id: str, order: Any) -> PurchaseEvent | None:
         "items": [_item(line) for line in _list(order.get("line_items"), "line_items")],
         "total": order.get("total_price"),
         "currency": order.get("currency"),
+        **_charges(order),
     }
     code = _referral_code(order.get("discount_codes"))
     if code:
@@ -54,6 +56,25 @@ def purchase_from_order(shop_id: str, order: Any) -> PurchaseEvent | None:
         return PurchaseEvent.model_validate(event)
     except ValidationError as error:
         raise EventRejected.invalid([_shopify_field(p) for p in describe_errors(error)]) from None
+
+
+def _charges(order: dict[str, Any]) -> dict[str, str]:
+    """Tax, and shipping with whatever else Shopify's total holds beyond the discounted items
+    and tax (duties, tips), so the total is explained by the order's own figures."""
+    try:
+        total, subtotal = Decimal(order["total_price"]), Decimal(order["subtotal_price"])
+        tax = Decimal(order.get("total_tax") or 0)
+    except (KeyError, TypeError, ArithmeticError, ValueError):
+        return {}  # the total is validated as sent, and refused under its own name if wrong
+    if not all(amount.is_finite() and amount >= 0 for amount in (total, subtotal, tax)):
+        return {}
+    return {"tax": str(tax), "shipping": str(max(total - subtotal - tax, Decimal(0)))}
+
+
+def _text(value: Any, limit: int) -> Any:
+    """Shopify's text as a person reads it: control characters a storefront let through are
+    dropped rather than refused, since Shopify would only retry the same order."""
+    return CONTROLS.sub("", value)[:limit] if isinstance(value, str) else value
 
 
 def _customer(order: dict[str, Any], customer: dict[str, Any], email: Any) -> dict[str, Any]:
@@ -66,7 +87,7 @@ def _customer(order: dict[str, Any], customer: dict[str, Any], email: Any) -> di
     data = {
         "id": _id(customer.get("id")),
         "email": email,
-        "first_name": first_name[:200] if isinstance(first_name, str) and first_name else None,
+        "first_name": _text(first_name, 200) or None,
         "marketing_consent": marketing,
     }
     locale = order.get("customer_locale")
@@ -86,7 +107,7 @@ def _item(line: Any) -> Any:
                 sku = f"{prefix}-{line[key]}"
                 break
     name = line.get("name") or line.get("title") or sku
-    return {"sku": sku, "name": name[:300] if isinstance(name, str) else name,
+    return {"sku": sku, "name": _text(name, 300),
             "quantity": line.get("quantity"), "unit_price": line.get("price")}
 
 
