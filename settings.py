@@ -7,6 +7,7 @@ result down; nothing else reads the environment.
 from __future__ import annotations
 
 import json
+import re
 from functools import lru_cache
 from pathlib import Path
 
@@ -17,6 +18,12 @@ from workflows.rules import LifecycleRules
 
 ROOT = Path(__file__).resolve().parent
 DATA_DIR = ROOT / ".loyalloop"
+# Public (it is in this file), so it signs links only where they never leave the machine:
+# `loyalloop dev`, `simulate`, the tests and the benchmark. The worker and the intake refuse it.
+DEV_LINK_SECRET = "dev-only-link-secret"
+MIN_SECRET_CHARS = 16  # a shop key or link secret shorter than this can be guessed or is a typo
+HOST_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$")
+NEW_SECRET = "python -c 'import secrets; print(secrets.token_urlsafe(24))'"
 
 
 class Settings(BaseSettings):
@@ -38,10 +45,11 @@ class Settings(BaseSettings):
 
     shop_keys: str = Field("", validation_alias="LOYALLOOP_SHOP_KEYS")
     shopify_secrets: str = Field("", validation_alias="LOYALLOOP_SHOPIFY_SECRETS")
+    shopify_domains: str = Field("", validation_alias="LOYALLOOP_SHOPIFY_DOMAINS")
     templates_dir: Path = Field(ROOT / "templates", validation_alias="LOYALLOOP_TEMPLATES_DIR")
     public_url: str = Field("https://loyalloop.example", validation_alias="LOYALLOOP_PUBLIC_URL")
     link_secret: SecretStr = Field(
-        SecretStr("dev-only-link-secret"), validation_alias="LOYALLOOP_LINK_SECRET"
+        SecretStr(DEV_LINK_SECRET), validation_alias="LOYALLOOP_LINK_SECRET"
     )
 
     day_seconds: int = Field(86400, gt=0, validation_alias="LOYALLOOP_DAY_SECONDS")
@@ -60,10 +68,60 @@ class Settings(BaseSettings):
         return LifecycleRules.from_dict(overrides)
 
     def shop_key_map(self) -> dict[str, str]:
-        return _pairs(self.shop_keys, "LOYALLOOP_SHOP_KEYS")
+        keys = _pairs(self.shop_keys, "LOYALLOOP_SHOP_KEYS")
+        for shop, key in keys.items():
+            if len(key) < MIN_SECRET_CHARS:
+                raise ValueError(
+                    f"LOYALLOOP_SHOP_KEYS: the key of shop {shop!r} is {len(key)} characters; "
+                    f"use at least {MIN_SECRET_CHARS} (make one: {NEW_SECRET})"
+                )
+        return keys
 
     def shopify_secret_map(self) -> dict[str, str]:
         return _pairs(self.shopify_secrets, "LOYALLOOP_SHOPIFY_SECRETS")
+
+    def shopify_domain_map(self) -> dict[str, str]:
+        """Each shop's `*.myshopify.com` domain, lower-cased: Shopify names it in
+        `X-Shopify-Shop-Domain`, and one app's secret signs the webhooks of every shop it is
+        installed on, so the signature alone does not say whose order it is."""
+        pairs = _pairs(self.shopify_domains, "LOYALLOOP_SHOPIFY_DOMAINS")
+        domains = {shop: domain.strip().lower() for shop, domain in pairs.items()}
+        for shop, domain in domains.items():
+            if not HOST_NAME.match(domain):
+                raise ValueError(f"LOYALLOOP_SHOPIFY_DOMAINS: {domain!r} (shop {shop!r}) is not "
+                                 "a host name such as acme.myshopify.com")
+        return domains
+
+    def check_for_worker(self) -> None:
+        """Start-up checks of `loyalloop worker`: raises ValueError, one line, naming the
+        setting to fix."""
+        self._check_link_secret()
+
+    def check_for_intake(self) -> None:
+        """Start-up checks of `loyalloop api`, beside the worker's: every shop key long enough,
+        and a Shopify domain for every shop with a Shopify secret (else all its webhooks would
+        be refused)."""
+        self.shop_key_map()
+        domains = self.shopify_domain_map()
+        for shop in self.shopify_secret_map():
+            if shop not in domains:
+                raise ValueError(
+                    f"LOYALLOOP_SHOPIFY_DOMAINS: shop {shop!r} has a Shopify secret but no "
+                    f"domain: add '{shop}:<store>.myshopify.com'"
+                )
+        self._check_link_secret()
+
+    def _check_link_secret(self) -> None:
+        """With the built-in secret anyone could sign a customer's unsubscribe link."""
+        secret = self.link_secret.get_secret_value()
+        if secret == DEV_LINK_SECRET:
+            raise ValueError(
+                "LOYALLOOP_LINK_SECRET is not set: it signs the links in emails, and the built-in "
+                f"one is public (for `loyalloop dev` only); make one: {NEW_SECRET}"
+            )
+        if len(secret) < MIN_SECRET_CHARS:
+            raise ValueError(f"LOYALLOOP_LINK_SECRET is {len(secret)} characters; use at least "
+                             f"{MIN_SECRET_CHARS} (make one: {NEW_SECRET})")
 
 
 def _pairs(raw: str, name: str) -> dict[str, str]:

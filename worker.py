@@ -114,7 +114,12 @@ def main() -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    asyncio.run(run(get_settings()))
+    settings = get_settings()
+    try:
+        settings.check_for_worker()
+    except ValueError as error:
+        raise SystemExit(f"error: configuration: {error}") from None
+    asyncio.run(run(settings))
 
 
 if __name__ == "__main__":

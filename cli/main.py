@@ -97,8 +97,13 @@ def api(host: str, port: int) -> None:
     """Serve the shop-facing HTTP intake."""
     from intake.serve import run, serve
 
+    settings = settings_or_fail()
+    try:
+        settings.check_for_intake()
+    except ValueError as error:
+        fail(f"configuration: {error}")
     with temporal_or_fail():
-        run(serve(settings_or_fail(), host, port))
+        run(serve(settings, host, port))
 
 
 @contextlib.contextmanager

@@ -17,6 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from cli.dev import DEMO_KEY
+
 LOYALLOOP = Path(sys.executable).parent / "loyalloop"
 STEPS = {"day_1", "day_7", "referral_prompt", "day_21"}
 
@@ -98,7 +100,7 @@ def _outbox(database: Path, workflow_id: str) -> set[str]:
 def _post_demo(ports: dict[str, int], data_dir: Path) -> httpx.Response:
     return httpx.post(
         f"http://127.0.0.1:{ports['port']}/v1/purchases",
-        headers={"Authorization": "Bearer demo-key", "Content-Type": "application/json"},
+        headers={"Authorization": f"Bearer {DEMO_KEY}", "Content-Type": "application/json"},
         content=(data_dir / "demo-purchase.json").read_bytes(), timeout=30,
     )
 
