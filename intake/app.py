@@ -98,10 +98,16 @@ def create_app(
         return await _accept(service, event)
 
     @app.get("/healthz")
-    async def healthz() -> JSONResponse:
-        problems = await _health(service)
-        status = "unavailable" if problems else "ok"
-        return JSONResponse({"status": status, "problems": problems}, 503 if problems else 200)
+    async def healthz(request: Request) -> JSONResponse:
+        """Public, for load balancers: up (200) or unable to take purchases (503), nothing
+        more. A shop's key also names what is down; a wrong key is a 401 like anywhere."""
+        authorization = request.headers.get("authorization")
+        shop = keys.shop_for(authorization) if authorization else None
+        down = await _health(service)
+        body: dict[str, Any] = {"status": "unavailable" if down else "ok"}
+        if shop is not None:
+            body["problems"] = [{"field": name, "problem": "is not answering"} for name in down]
+        return JSONResponse(body, 503 if down else 200)
 
     for router in extra_routers:
         app.include_router(router)
@@ -134,21 +140,29 @@ def parse_json(body: bytes) -> Any:
         raise EventRejected(400, "body", f"is not valid JSON: {problem}") from None
 
 
-async def _health(service: LifecycleService) -> list[dict[str, str]]:
+async def _health(service: LifecycleService) -> list[str]:
+    """The dependencies that do not answer (a purchase needs both). Their errors go to the log
+    only: a driver's message names hosts, ports, users and databases."""
     def database() -> None:
         with service.sessions() as session:
             session.execute(text("SELECT 1"))
 
-    problems = []
+    down = []
     try:
         await asyncio.to_thread(database)
     except DBAPIError as error:
-        problems.append({"field": "database", "problem": str(error.orig)[:200]})
+        down.append("database")
+        log.warning("health: the database is not answering: %s", _first_line(error.orig))
     try:
         await service.client.service_client.check_health(timeout=timedelta(seconds=2))
     except (RPCError, RuntimeError) as error:
-        problems.append({"field": "temporal", "problem": str(error)[:200]})
-    return problems
+        down.append("temporal")
+        log.warning("health: Temporal is not answering: %s", _first_line(error))
+    return down
+
+
+def _first_line(error: BaseException) -> str:
+    return str(error).strip().partition("\n")[0][:300]
 
 
 def _body(model: type[BaseModel]) -> dict[str, Any]:
