@@ -53,5 +53,18 @@ def verify_shopify(secret: str, body: bytes, signature: str | None) -> None:
         raise EventRejected(401, field, "does not match the body signed with this shop's secret")
 
 
+def verify_shopify_domain(expected: str | None, presented: str | None) -> None:
+    """One app's secret signs the webhooks of every shop the app is installed on, so after the
+    signature, the shop Shopify names must be the one this address is for."""
+    field = "X-Shopify-Shop-Domain"
+    if not presented or not presented.strip():
+        raise EventRejected(403, field, "is missing: Shopify names the shop in every webhook")
+    if expected is None:
+        raise EventRejected(403, field, "no Shopify domain is configured for this shop "
+                                        "(LOYALLOOP_SHOPIFY_DOMAINS)")
+    if not hmac.compare_digest(presented.strip().lower().encode(), expected.encode()):
+        raise EventRejected(403, field, "is not the Shopify domain configured for this shop")
+
+
 def _unauthorized(problem: str) -> EventRejected:
     return EventRejected(401, "Authorization", problem, headers=BEARER_CHALLENGE)

@@ -3,19 +3,37 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import select
 
 from database.models import Purchase
-from tests.intake.conftest import Intake, assert_refusal
+from tests.intake.conftest import Intake, assert_refusal, make_intake_app
 
 ORDER = json.loads((Path(__file__).parent / "shopify_orders_create.json").read_text())
+DOMAIN = "ana-kettles.myshopify.com"
+DOMAIN_FIELD = "X-Shopify-Shop-Domain"
+
+
+@pytest.fixture
+async def intake(intake: Intake) -> AsyncIterator[Intake]:
+    """The shared intake, with this shop's Shopify domain configured too."""
+    keys = f"{intake.shop_id}:{intake.key},{intake.other_shop}:{intake.other_key}"
+    app = make_intake_app(
+        intake.kit, shop_keys=keys, shopify_secrets=f"{intake.shop_id}:{intake.shopify_secret}",
+        shopify_domains=f"{intake.shop_id}:{DOMAIN}",
+    )
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="http://intake") as http:
+        yield dataclasses.replace(intake, http=http)
 
 
 def webhook(intake: Intake, shop_id: str | None = None) -> str:
@@ -31,7 +49,7 @@ def order(**changes: Any) -> dict[str, Any]:
 async def deliver(intake: Intake, body: dict[str, Any] | bytes, **headers: str):  # type: ignore[no-untyped-def]
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
     return await intake.http.post(webhook(intake), content=raw,
-                                  headers=intake.signed(raw) | headers)
+                                  headers=intake.signed(raw) | {DOMAIN_FIELD: DOMAIN} | headers)
 
 
 def stored(intake: Intake, order_id: str) -> Purchase | None:
@@ -123,11 +141,46 @@ async def test_a_wrong_missing_or_truncated_signature_is_401(intake: Intake, kin
     assert intake.written() == before
 
 
-async def test_a_shop_without_a_shopify_secret_is_404(intake: Intake):
+@pytest.mark.parametrize("signature", ["wrong", "missing"])
+async def test_a_shop_without_a_shopify_secret_is_answered_as_a_wrong_signature(
+    intake: Intake, signature: str
+):
+    """Else the answer would tell anyone which shops exist."""
     raw = json.dumps(ORDER).encode()
-    response = await intake.http.post(webhook(intake, intake.other_shop), content=raw,
-                                      headers=intake.signed(raw))
-    assert_refusal(response, 404, "shop_id")
+    headers = intake.signed(raw, "a secret no shop has") | {DOMAIN_FIELD: DOMAIN}
+    if signature == "missing":
+        del headers["X-Shopify-Hmac-Sha256"]
+    answers = [await intake.http.post(webhook(intake, shop), content=raw, headers=headers)
+               for shop in (intake.shop_id, intake.other_shop, "no-such-shop")]
+    assert_refusal(answers[0], 401, "X-Shopify-Hmac-Sha256")
+    assert len({(a.status_code, a.text, tuple(a.headers.items())) for a in answers}) == 1
+
+
+@pytest.mark.parametrize("domain", [None, "", "other.myshopify.com", DOMAIN + ".evil.example"])
+async def test_a_signed_webhook_naming_another_or_no_shop_is_403(
+    intake: Intake, domain: str | None
+):
+    """One app's secret signs every shop the app is installed on: the signature alone does
+    not make the order this shop's."""
+    raw = json.dumps(order(id=7)).encode()
+    headers = intake.signed(raw) | ({} if domain is None else {DOMAIN_FIELD: domain})
+    before = intake.written()
+    response = await intake.http.post(webhook(intake), content=raw, headers=headers)
+    assert_refusal(response, 403, DOMAIN_FIELD)
+    assert intake.written() == before
+
+
+async def test_the_domain_is_matched_whatever_its_case(intake: Intake):
+    response = await deliver(intake, order(id=8), **{DOMAIN_FIELD: DOMAIN.upper()})
+    assert response.status_code == 202, response.text
+
+
+async def test_the_signature_is_checked_before_the_domain(intake: Intake):
+    """Only the holder of the secret learns whether a domain is this shop's."""
+    raw = json.dumps(ORDER).encode()
+    headers = intake.signed(raw, "not-the-secret") | {DOMAIN_FIELD: "other.myshopify.com"}
+    response = await intake.http.post(webhook(intake), content=raw, headers=headers)
+    assert_refusal(response, 401, "X-Shopify-Hmac-Sha256")
 
 
 async def test_another_topic_on_this_address_is_422(intake: Intake):
