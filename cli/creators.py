@@ -1,4 +1,5 @@
-"""`loyalloop creators`: the creators whose codes earn credits."""
+"""`loyalloop creators`: the creators whose codes earn credits. Names and addresses are printed
+through cli/output.py: older rows and other paths than `creators add` may hold any text."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import click
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from cli import output
 from database.models import Creator
 from database.session import make_engine, make_sessionmaker, upgrade
 
@@ -21,6 +23,8 @@ def add_creator(sessions, code: str, name: str, email: str) -> Creator:  # type:
         raise ValueError(f"code {code!r}: use 2-64 letters, digits, '-' or '_'")
     if not name.strip():
         raise ValueError("name: must not be empty")
+    if output.safe(name) != name or output.safe(email) != email:
+        raise ValueError("name and email: no control or bidi characters (ESC, tab, U+202E…)")
     if not EMAIL.match(email):
         raise ValueError(f"email {email!r}: not an email address")
     try:
@@ -57,7 +61,7 @@ def creators_add(code: str, name: str, email: str) -> None:
         creator = add_creator(_sessions(), code, name, email)
     except ValueError as error:
         fail(str(error))
-    click.echo(f"creator {creator.code} added")
+    output.echo(f"creator {creator.code} added")
 
 
 @creators.command("list")
@@ -65,4 +69,5 @@ def creators_list() -> None:
     """List creators."""
     with _sessions()() as session:
         for creator in session.scalars(select(Creator).order_by(Creator.code)):
-            click.echo(f"{creator.code}\t{creator.name}\t{creator.email}")
+            click.echo("\t".join(output.safe(v) for v in (creator.code, creator.name,
+                                                             creator.email)))

@@ -1,10 +1,10 @@
 """Finance's commands: export the credit ledger, mark a payout batch paid, sum up per creator.
-The logic lives in support/finance.py; these only parse, call and print."""
+The logic lives in support/finance.py; these only parse, call and print, through cli/output.py
+(codes, milestones and batch ids are text from shops and files)."""
 
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import click
 from sqlalchemy.orm import Session, sessionmaker
 
+from cli import output
 from cli.main import run, settings_or_fail
 from database.session import make_engine, make_sessionmaker, upgrade
 from support import finance
@@ -64,11 +65,11 @@ def credits(ctx: click.Context, creator: str | None, status: str | None, since: 
 
     rows = _with_sessions(_reading(work))
     if fmt == "json":
-        click.echo(json.dumps(rows, indent=2))
+        click.echo(output.json_text(rows))
     elif fmt == "csv":
-        click.echo(finance.as_csv(rows), nl=False)
+        output.echo_text(finance.as_csv(rows), nl=False)
     else:
-        click.echo(finance.as_table(rows))
+        click.echo(finance.as_table(output.escaped(rows)))
 
 
 @credits.command("mark-paid")
@@ -85,7 +86,7 @@ def mark_paid(batch_file: Path, actor: str) -> None:
     done = _with_sessions(work)
     totals = ", ".join(f"{amount} {currency}" for currency, amount in done.totals.items())
     verb = "marked paid" if done.applied else "was already paid; nothing changed:"
-    click.echo(f"batch {done.batch_id} {verb} {done.credit_count} credit(s), {totals}")
+    output.echo(f"batch {done.batch_id} {verb} {done.credit_count} credit(s), {totals}")
 
 
 @credits.command()
@@ -94,4 +95,5 @@ def mark_paid(batch_file: Path, actor: str) -> None:
 def summary(creator: str | None, as_json: bool) -> None:
     """Per creator: referred customers, repeat rate, credits by milestone and status."""
     rows = _with_sessions(_reading(lambda session: finance.summary(session, creator)))
-    click.echo(json.dumps(rows, indent=2) if as_json else finance.summary_table(rows))
+    click.echo(output.json_text(rows) if as_json
+               else finance.summary_table(output.escaped(rows)))

@@ -1,5 +1,6 @@
 """`loyalloop outbox`: read the emails kept instead of sent when no SendGrid key is configured,
-so a developer or a demo can see what each customer would have received."""
+so a developer or a demo can see what each customer would have received. Every field is
+printed through cli/output.py: names and subjects come from shops' data."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import click
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from cli import output
 from cli.main import fail, settings_or_fail
 from database.models import EmailSend, OutboxMessage
 from database.session import make_engine, make_sessionmaker, upgrade
@@ -41,9 +43,9 @@ def outbox(limit: int, show_id: int | None) -> None:
             if not rows:
                 click.echo("the outbox is empty")
             for message, send in rows:
-                click.echo(f"{message.id:>5}  {message.created_at:%Y-%m-%d %H:%M:%S}  "
-                           f"{send.workflow_id:<28} {send.step:<16} {message.to_email or '-':<28} "
-                           f"{message.subject}")
+                output.echo(f"{message.id:>5}  {message.created_at:%Y-%m-%d %H:%M:%S}  "
+                            f"{send.workflow_id:<28} {send.step:<16} {message.to_email or '-':<28} "
+                            f"{message.subject}")
     finally:
         engine.dispose()
 
@@ -58,7 +60,9 @@ def _show(session: Session, outbox_id: int) -> None:
         fail(f"--show: no outbox email with id {outbox_id}")
         return
     message, send = row
-    click.echo(f"From:      {message.from_email}\nTo:        {message.to_email or '-'}\n"
-               f"Subject:   {message.subject}\nLifecycle: {send.workflow_id}  step {send.step}\n"
-               f"Template:  {send.template_name or '-'}\n")
-    click.echo(message.text or "(no text part)")
+    for line in (f"From:      {message.from_email}", f"To:        {message.to_email or '-'}",
+                 f"Subject:   {message.subject}",
+                 f"Lifecycle: {send.workflow_id}  step {send.step}",
+                 f"Template:  {send.template_name or '-'}", ""):
+        output.echo(line)
+    output.echo_text(message.text or "(no text part)")

@@ -1,15 +1,16 @@
 """Support's commands: read a lifecycle's timeline, find lifecycles, and act on them (cancel,
 resend, erase a customer); refund and unsubscribe are in cli/events.py, audited the same way.
-The logic lives in support/; these only parse, call and print."""
+The logic lives in support/; these only parse, call and print, through cli/output.py: names,
+reasons and errors in a record are shops' and people's text."""
 
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Any
 
 import click
 
+from cli import output
 from cli.acting import acting, actor_options, support_actions
 from cli.main import fail, run, settings_or_fail
 from database.session import make_engine, make_sessionmaker, upgrade
@@ -23,56 +24,56 @@ from temporal_client import connect
 def print_timeline(record: dict[str, Any]) -> None:
     life = record.get("lifecycle") or {}
     status = record.get("workflow_status") or "unknown in Temporal"
-    click.echo(f"{record['workflow_id']}  ({status})")
-    click.echo(f"  placed {record['placed_at']}  total {record['total']} {record['currency']}"
-               f"  customer {record['customer_id']}")
-    click.echo(f"  attribution {record['attribution'] or 'pending'}"
-               f"{'  referrer ' + record['referrer_code'] if record['referrer_code'] else ''}")
+    output.echo(f"{record['workflow_id']}  ({status})")
+    output.echo(f"  placed {record['placed_at']}  total {record['total']} {record['currency']}"
+                f"  customer {record['customer_id']}")
+    output.echo(f"  attribution {record['attribution'] or 'pending'}"
+                f"{'  referrer ' + record['referrer_code'] if record['referrer_code'] else ''}")
     if record.get("temporal_error"):
-        click.echo(f"  Temporal: {record['temporal_error']}")
+        output.echo(f"  Temporal: {record['temporal_error']}")
     if life:
-        click.echo(f"  stage {life.get('stage') or '-'}; next {life.get('next_step') or '-'}"
-                   f" at {life.get('next_at') or '-'}")
+        output.echo(f"  stage {life.get('stage') or '-'}; next {life.get('next_step') or '-'}"
+                    f" at {life.get('next_at') or '-'}")
         if life.get("waiting_on"):
-            click.echo(f"  waiting on the send of {life['waiting_on']}")
+            output.echo(f"  waiting on the send of {life['waiting_on']}")
     if record.get("closed_at"):
-        click.echo(f"  closed {record['closed_at']}")
+        output.echo(f"  closed {record['closed_at']}")
     if summary := record.get("summary"):
-        click.echo(f"  ended {summary['stage']}: {summary['emails_sent']} email(s) sent, skipped "
-                   f"{summary['emails_skipped'] or 'none'}, failed {summary['emails_failed']}, "
-                   f"credits {summary['credits'] or 'none'}")
+        output.echo(f"  ended {summary['stage']}: {summary['emails_sent']} email(s) sent, skipped "
+                    f"{summary['emails_skipped'] or 'none'}, failed {summary['emails_failed']}, "
+                    f"credits {summary['credits'] or 'none'}")
     for pending in record.get("pending_activities", []):
-        click.echo(f"  retrying {pending['activity']} (attempt {pending['attempt']}): "
-                   f"{pending['last_failure']}")
-    click.echo("  steps done:")
+        output.echo(f"  retrying {pending['activity']} (attempt {pending['attempt']}): "
+                    f"{pending['last_failure']}")
+    output.echo("  steps done:")
     for s in record["steps"] or [{"step": "-", "outcome": "none yet", "at": ""}]:
-        click.echo(f"    {s['step']:<16} {s['outcome']:<36} {s['at'] or ''}".rstrip())
-    click.echo("  emails:")
+        output.echo(f"    {s['step']:<16} {s['outcome']:<36} {s['at'] or ''}".rstrip())
+    output.echo("  emails:")
     for e in record["emails"] or [{"step": "-", "status": "none yet"}]:
         detail = e.get("skip_reason") or e.get("last_error") or ""
         resend = " (resend)" if e.get("resend") else ""
-        click.echo(f"    {e['step']:<16} {e['status']:<8} {e.get('sent_at') or '':<26} "
-                   f"{e.get('template') or ''} {(e.get('template_hash') or '')[:12]} "
-                   f"{e.get('provider_message_id') or ''} {detail}{resend}".rstrip())
-    click.echo("  credits:")
+        output.echo(f"    {e['step']:<16} {e['status']:<8} {e.get('sent_at') or '':<26} "
+                    f"{e.get('template') or ''} {(e.get('template_hash') or '')[:12]} "
+                    f"{e.get('provider_message_id') or ''} {detail}{resend}".rstrip())
+    output.echo("  credits:")
     for c in record["credits"]:
-        click.echo(f"    #{c['id']:<5} {c['milestone']:<24} {c['referrer']:<12} {c['amount']:>8} "
-                   f"{c['currency']} {c['status']}"
-                   + (f" (batch {c['payout_batch']})" if c["payout_batch"] else ""))
+        output.echo(f"    #{c['id']:<5} {c['milestone']:<24} {c['referrer']:<12} {c['amount']:>8} "
+                    f"{c['currency']} {c['status']}"
+                    + (f" (batch {c['payout_batch']})" if c["payout_batch"] else ""))
     if not record["credits"]:
-        click.echo("    none")
+        output.echo("    none")
     for r in record["refunds"]:
-        click.echo(f"  refund {r['amount']} at {r['at']}: {r['reason']}")
+        output.echo(f"  refund {r['amount']} at {r['at']}: {r['reason']}")
     for u in record["unsubscribes"]:
-        click.echo(f"  unsubscribed at {u['at']} by {u['by']}" + (f": {u['reason']}" if u["reason"]
-                                                                  else ""))
+        reason = f": {u['reason']}" if u["reason"] else ""
+        output.echo(f"  unsubscribed at {u['at']} by {u['by']}{reason}")
     if record.get("erased_at"):
-        click.echo(f"  customer erased at {record['erased_at']}")
+        output.echo(f"  customer erased at {record['erased_at']}")
     if record["audit"]:
-        click.echo("  support actions:")
+        output.echo("  support actions:")
     for a in record["audit"]:
-        click.echo(f"    #{a['id']} {a['at']} {a['actor']} {a['action']}: {a['reason']}")
-    click.echo(f"  Temporal UI: {record['temporal_ui']}")
+        output.echo(f"    #{a['id']} {a['at']} {a['actor']} {a['action']}: {a['reason']}")
+    output.echo(f"  Temporal UI: {record['temporal_ui']}")
 
 
 @click.command()
@@ -99,7 +100,7 @@ def inspect(shop: str, order: str, as_json: bool) -> None:
         fail(f"order: no purchase {order} for shop {shop}", 1)
         return
     if as_json:
-        click.echo(json.dumps(record, indent=2, default=str))
+        click.echo(output.json_text(record))
     else:
         print_timeline(record)
 
@@ -127,20 +128,20 @@ def find(customer: str | None, creator: str | None, email: str | None, shop: str
 
     rows = run(go)
     if as_json:
-        click.echo(json.dumps(rows, indent=2, default=str))
+        click.echo(output.json_text(rows))
         return
     for r in rows:
         status, stage = r.get("status") or "-", r.get("stage") or "-"
         money = f"{r.get('total') or ''} {r.get('currency') or ''}"
         note = r.get("referrer_code") or r.get("source") or ""
-        click.echo(f"{r['workflow_id']:<40} {status:<11} {stage:<20} "
-                   f"{r.get('placed_at') or '':<26} {money} {note}".rstrip())
-    click.echo(f"{len(rows)} lifecycle(s)")
+        output.echo(f"{r['workflow_id']:<40} {status:<11} {stage:<20} "
+                    f"{r.get('placed_at') or '':<26} {money} {note}".rstrip())
+    output.echo(f"{len(rows)} lifecycle(s)")
 
 
 def _acted(result: ActionResult, what: str) -> None:
     again = " (already recorded)" if result.repeated else ""
-    click.echo(f"{what} {result.workflow_id}{again}; audit #{result.audit_id}")
+    output.echo(f"{what} {result.workflow_id}{again}; audit #{result.audit_id}")
 
 
 @click.command()
@@ -194,6 +195,6 @@ def erase_customer_command(shop: str, customer: str, reason: str, actor: str) ->
             engine.dispose()
 
     erased = run(go)
-    click.echo(f"erased {customer} of {shop}: now {erased.anonymous_id}; {erased.emails} email "
-               f"record(s), {erased.outbox_messages} outbox message(s) blanked, {erased.credits} "
-               f"credit(s) re-keyed; audit #{erased.audit_id}")
+    output.echo(f"erased {customer} of {shop}: now {erased.anonymous_id}; {erased.emails} email "
+                f"record(s), {erased.outbox_messages} outbox message(s) blanked, {erased.credits} "
+                f"credit(s) re-keyed; audit #{erased.audit_id}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -80,11 +81,25 @@ def _row(credit: Credit) -> dict[str, Any]:
     return row
 
 
+FORMULA_START = tuple("=+-@\t\r\uff1d\uff0b\uff0d\uff20")  # and their full-width forms
+NUMBER = re.compile(r"^[+-]?[0-9]+(\.[0-9]+)?$")
+
+
+def spreadsheet_cell(value: Any) -> Any:
+    """A text a spreadsheet would run as a formula (`=HYPERLINK(…)`, `=cmd|' /C calc'!A0`,
+    `@SUM(…)`) starts with `'`, which Excel and LibreOffice show as text; a plain number such as
+    a clawback's `-5.00` stays a number."""
+    if isinstance(value, str) and value.startswith(FORMULA_START) and not NUMBER.match(value):
+        return "'" + value
+    return value
+
+
 def as_csv(rows: list[dict[str, Any]]) -> str:
+    """The ledger for spreadsheets: every cell through `spreadsheet_cell`."""
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=COLUMNS, lineterminator="\n")
     writer.writeheader()
-    writer.writerows(rows)
+    writer.writerows({key: spreadsheet_cell(value) for key, value in row.items()} for row in rows)
     return out.getvalue()
 
 
