@@ -132,8 +132,8 @@ def _scrub_orders(session: Session, customer: Customer, scrub: Scrubber) -> list
         for refund in session.scalars(select(Refund).where(
             Refund.shop_id == customer.shop_id, Refund.order_id.in_(orders)
         )):
-            refund.reason, refund.refund_key = scrub.text(refund.reason), scrub.text(
-                refund.refund_key)
+            refund.reason = scrub.text(refund.reason)
+            refund.refund_key = scrub.text(refund.refund_key)
     return orders
 
 
