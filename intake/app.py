@@ -29,6 +29,7 @@ from temporalio.service import RPCError
 from intake.auth import ShopKeys, require_shop, verify_shopify, verify_shopify_domain
 from intake.errors import EventRejected
 from intake.limits import BodyLimit
+from intake.ratelimit import AuthFailureLimit
 from intake.responses import error_body, error_response
 from intake.schemas import PurchaseEvent, RefundEvent, UnsubscribeEvent, describe_errors
 from intake.service import LifecycleService
@@ -50,6 +51,7 @@ def create_app(
     no_ones_secret = secrets.token_urlsafe(32)  # what an unknown shop's webhook is checked with
     app = FastAPI(title="Loyalloop intake", version="1", redoc_url=None, redirect_slashes=False)
     app.add_middleware(BodyLimit)
+    app.add_middleware(AuthFailureLimit)  # added last, runs first: a blocked caller reaches nothing
     _error_handlers(app)
 
     @app.post("/v1/purchases", openapi_extra=_body(PurchaseEvent))

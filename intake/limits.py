@@ -30,10 +30,10 @@ class BodyLimit:
         if declared is not None:
             if not declared.isdigit():
                 bad = EventRejected(400, "Content-Length", "is not a number of bytes")
-                await _refuse(send, bad)
+                await refuse(send, bad)
                 return
             if int(declared) > self.limit:
-                await _refuse(send, too_large(self.limit))
+                await refuse(send, too_large(self.limit))
                 return
         received = 0
 
@@ -49,12 +49,16 @@ class BodyLimit:
         await self.app(scope, counted, send)
 
 
-async def _refuse(send: Send, error: EventRejected) -> None:
+async def refuse(send: Send, error: EventRejected) -> None:
+    """Answer before the app runs; the connection is closed, since the body was not read."""
     body = json.dumps(error_body(error.status, error.problems)).encode()
+    headers = [(name.lower().encode(), value.encode())
+               for name, value in (error.headers or {}).items()]
     await send({
         "type": "http.response.start",
         "status": error.status,
         "headers": [(b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()), (b"connection", b"close")],
+                    (b"content-length", str(len(body)).encode()), (b"connection", b"close"),
+                    *headers],
     })
     await send({"type": "http.response.body", "body": body})

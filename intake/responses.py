@@ -14,6 +14,7 @@ TITLES = {
     405: "method not allowed",
     413: "body too large",
     422: "invalid event",
+    429: "too many failed authentications",
     503: "temporarily unavailable, retry later",
 }
 
