@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from cli import output
 from database.models import Creator
 from database.session import make_engine, make_sessionmaker, upgrade
+from ledger.referrals import CUSTOMER_CODE_PREFIX
 
 CODE = re.compile(r"^[A-Za-z0-9_-]{2,64}$")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -21,6 +22,10 @@ def add_creator(sessions, code: str, name: str, email: str) -> Creator:  # type:
     """Creator codes are stored upper-case; customers may type them in any case."""
     if not CODE.match(code):
         raise ValueError(f"code {code!r}: use 2-64 letters, digits, '-' or '_'")
+    if code.upper().startswith(CUSTOMER_CODE_PREFIX):
+        # A creator's code is looked up first: one in the customers' own space would take over
+        # the referrals (and credits) of the customer who holds it.
+        raise ValueError(f"code {code!r}: {CUSTOMER_CODE_PREFIX}… codes are customers' own")
     if not name.strip():
         raise ValueError("name: must not be empty")
     if output.safe(name) != name or output.safe(email) != email:

@@ -23,6 +23,7 @@ _IGNORE_PLUS = _IGNORE_DOTS | {
     "pm.me",
 }
 _CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+CUSTOMER_CODE_PREFIX = "R-"  # customers' own codes; no creator's code may start so
 
 
 def normalize_email(email: str) -> str:
@@ -38,7 +39,7 @@ def normalize_email(email: str) -> str:
 
 
 def new_referral_code() -> str:
-    return "R-" + "".join(secrets.choice(_CODE_ALPHABET) for _ in range(8))
+    return CUSTOMER_CODE_PREFIX + "".join(secrets.choice(_CODE_ALPHABET) for _ in range(8))
 
 
 CODE_TAKEN = select(Customer.id).where(Customer.referral_code == bindparam("code"))

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from sqlalchemy.orm import Session, sessionmaker
 
-from ledger.referrals import new_referral_code, normalize_email
+from cli.creators import add_creator
+from ledger.referrals import CUSTOMER_CODE_PREFIX, new_referral_code, normalize_email
 
 
 @pytest.mark.parametrize(
@@ -25,3 +27,14 @@ def test_referral_codes_are_unambiguous() -> None:
     codes = {new_referral_code() for _ in range(200)}
     assert len(codes) == 200
     assert all(c.startswith("R-") and len(c) == 10 and not set(c[2:]) & set("01IO") for c in codes)
+
+
+@pytest.mark.parametrize("code", ["R-ABCD2345", "r-abcd2345", "R-X"])
+def test_no_creator_code_in_the_customers_own_code_space(
+    sessions: sessionmaker[Session], code: str
+) -> None:
+    """A creator's code is looked up before customers' codes, so one in their space would
+    take over the referrals and credits of the customer holding it."""
+    with pytest.raises(ValueError, match="customers' own"):
+        add_creator(sessions, code, "Mallory", "mallory@example.com")
+    assert new_referral_code().startswith(CUSTOMER_CODE_PREFIX)
