@@ -23,7 +23,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.failures import without_personal_data
 from activities.purchases import purchase_not_found
+from activities.redact import Redactor
 from database.models import Creator, Customer, EmailSend, Purchase, skus_of
 from database.session import AnyRow, engine_of
 from messages.context import build_context, unsubscribe_url
@@ -96,6 +98,7 @@ class EmailActivities:
         self.identity = identity
 
     @activity.defn
+    @without_personal_data
     def send_step(self, req: SendStep) -> StepResult:
         now = datetime.fromisoformat(req.now)
         with self.engine.begin() as connection:
@@ -128,21 +131,28 @@ class EmailActivities:
             step_row.write(status="skipped", skip_reason=reason, decided_at=now)
             return StepResult(req.step, "skipped", reason)
         attempts = (row.attempts if row else 0) + 1
+        unsubscribe = unsubscribe_url(
+            self.identity.public_url, self.identity.link_secret, req.shop_id, purchase.customer_id
+        )
+        redact = _redactor(purchase, unsubscribe)
         try:
             rendered = self.renderer.render(
-                req.step, self._context(req, purchase), locale=purchase.locale,
+                req.step, self._context(req, purchase, unsubscribe), locale=purchase.locale,
                 skus=skus_of(purchase.items),
             )
         except TemplateProblem as problem:
             # Kept failing with the error for the marketer; the retry renders again.
+            error = redact(str(problem))
             step_row.write(status="failing", attempts=attempts,
-                           last_error=f"template: {problem}"[:2000])
-            return _Retry("TemplateError", str(problem))
+                           last_error=f"template: {error}"[:2000])
+            return _Retry("TemplateError", error)
         # Claimed while holding the customer's row: another lifecycle deciding a
         # once-per-customer step now sees this one on its way.
         row_id = step_row.write(status="sending", attempts=attempts,
                                 decided_at=activity.info().current_attempt_scheduled_time)
-        return _Claimed(row_id, req.step, rendered, self._message(req, purchase, rendered))
+        return _Claimed(
+            row_id, req.step, rendered, self._message(req, purchase, rendered), redact
+        )
 
     def _keep_in_outbox(
         self, connection: Connection, claimed: _Claimed, now: datetime
@@ -152,8 +162,8 @@ class EmailActivities:
         try:
             message_id = self.sender.send(connection, claimed.row_id, claimed.message)
         except SendError as error:
-            _record_error(connection, claimed.row_id, *_failure(error))
-            return _outcome(claimed.step, error)
+            _record_error(connection, claimed.row_id, *_failure(error, claimed.redact))
+            return _outcome(claimed, error)
         connection.execute(CHANGE_ROW, self._sent(claimed, message_id, now))
         return StepResult(claimed.step, "sent")
 
@@ -162,12 +172,12 @@ class EmailActivities:
             message_id = self.sender.send(None, claimed.row_id, claimed.message)
         except SendError as error:
             with self.engine.begin() as connection:
-                _record_error(connection, claimed.row_id, *_failure(error))
-            return _outcome(claimed.step, error)
+                _record_error(connection, claimed.row_id, *_failure(error, claimed.redact))
+            return _outcome(claimed, error)
         self._confirm_sent(claimed, message_id, now)
         return StepResult(claimed.step, "sent")
 
-    def _context(self, req: SendStep, purchase: AnyRow) -> dict[str, Any]:
+    def _context(self, req: SendStep, purchase: AnyRow, unsubscribe: str) -> dict[str, Any]:
         creator = purchase.creator_code
         return build_context(
             step=req.step,
@@ -183,12 +193,7 @@ class EmailActivities:
             products=self.renderer.products(),
             referral_code=purchase.referral_code,
             creator={"name": purchase.creator_name, "code": creator} if creator else None,
-            unsubscribe=unsubscribe_url(
-                self.identity.public_url,
-                self.identity.link_secret,
-                req.shop_id,
-                purchase.customer_id,
-            ),
+            unsubscribe=unsubscribe,
         )
 
     def _message(self, req: SendStep, purchase: AnyRow, rendered: Rendered) -> Message:
@@ -270,6 +275,7 @@ class _Claimed:
     step: str
     rendered: Rendered
     message: Message
+    redact: Redactor
 
 
 @dataclass(frozen=True)
@@ -288,15 +294,23 @@ def _record_error(connection: Connection, row_id: int, status: str, error: str) 
                                       "last_error": error[:2000]})
 
 
-def _failure(error: SendError) -> tuple[str, str]:
-    """The row's status and error text after the provider said no."""
-    return ("failing" if error.retryable else "failed"), f"provider {error.status}: {error}"[:2000]
+def _redactor(purchase: AnyRow, unsubscribe: str) -> Redactor:
+    """Everything personal (or secret: the signed unsubscribe link) a template or a provider
+    could quote back in an error."""
+    return Redactor([purchase.email, purchase.first_name, purchase.creator_name, unsubscribe])
 
 
-def _outcome(step: str, error: SendError) -> StepResult | _Retry:
+def _failure(error: SendError, redact: Redactor) -> tuple[str, str]:
+    """The row's status and error text after the provider said no (its answer may echo the
+    recipient)."""
+    status = "failing" if error.retryable else "failed"
+    return status, redact(f"provider {error.status}: {error}")[:2000]
+
+
+def _outcome(claimed: _Claimed, error: SendError) -> StepResult | _Retry:
     if error.retryable:
-        return _Retry("ProviderUnavailable", str(error))
-    return StepResult(step, "failed", f"provider_rejected_{error.status}")
+        return _Retry("ProviderUnavailable", claimed.redact(str(error)))
+    return StepResult(claimed.step, "failed", f"provider_rejected_{error.status}")
 
 
 def _skip_reason(req: SendStep, purchase: AnyRow, others: list[AnyRow]) -> str | None:

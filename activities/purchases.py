@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.failures import without_personal_data
 from activities.schedule import days, step_due_at
 from database.models import Credit, Customer, EmailSend, Purchase
 from database.session import AnyRow, engine_of
@@ -116,6 +117,7 @@ class PurchaseActivities:
         self.engine = engine_of(sessions)
 
     @activity.defn
+    @without_personal_data
     def begin_lifecycle(self, req: BeginLifecycle) -> LifecyclePlan:
         """Attribute the purchase, give the customer a referral code, credit the referral."""
         now = datetime.fromisoformat(req.now)
@@ -161,6 +163,7 @@ class PurchaseActivities:
         )
 
     @activity.defn
+    @without_personal_data
     def credit_milestones(self, req: CreditMilestones) -> list[CreditRecorded]:
         now = datetime.fromisoformat(req.now)
         referrer = credits.Referrer(req.referrer_kind, req.referrer_code)
@@ -171,11 +174,13 @@ class PurchaseActivities:
             )
 
     @activity.defn
+    @without_personal_data
     def approve_credits(self, req: ApproveCredits) -> int:
         with self.engine.begin() as connection:
             return credits.approve(connection, req.credit_ids, datetime.fromisoformat(req.now))
 
     @activity.defn
+    @without_personal_data
     def reverse_order_credits(self, req: ReverseOrderCredits) -> list[int]:
         """Returns the ids of the credits the refund touched (reversed or clawed back)."""
         with self.sessions.begin() as session:
@@ -184,6 +189,7 @@ class PurchaseActivities:
             return [c.reverses_credit_id or c.id for c in changed]
 
     @activity.defn
+    @without_personal_data
     def summarize_lifecycle(self, req: SummarizeLifecycle) -> LifecycleSummary:
         key = {"workflow_id": req.workflow_id}
         with self.engine.begin() as connection:

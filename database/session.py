@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -15,15 +16,32 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 AnyRow = Row[*tuple[Any, ...]]
 
 
+class _NoRowsInLogs(logging.Filter):
+    """SQLAlchemy echoes every row it fetches at DEBUG (customers' addresses and names), and
+    `hide_parameters` does not cover rows: drop those records, whatever level an operator turns
+    logging up to. Statements stay, their parameters hidden."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.msg != "Row %r"
+
+
+logging.getLogger("sqlalchemy.engine.Engine").addFilter(_NoRowsInLogs())
+
+
 def make_engine(url: str) -> Engine:
+    """`hide_parameters`: a statement's values (a subject with the customer's name, an
+    address) stay out of its error messages, which reach activity failures and the workflow
+    history, and out of the statement log."""
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30})
+        engine = create_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+    return create_engine(
+        url, pool_size=10, max_overflow=10, pool_pre_ping=True, hide_parameters=True
+    )
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http.client
 import logging
+import re
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -28,16 +29,23 @@ SENDGRID_HOST = "https://api.sendgrid.com"
 MAX_CATEGORIES = 10
 MAX_CATEGORY_LENGTH = 255
 ERROR_BODY_LIMIT = 1000
+BETWEEN_WORDS = ' \t\n",;<>()[]{}'
 KEEP = insert(OutboxMessage)
+# How python_http_client starts its log line of an answer, before the body: "POST Response: 400".
+RESPONSE_LINE = re.compile(r"\w+ Response: \d+")
 
 
 class _NoSecretsInLogs(logging.Filter):
     """The official client logs the request headers (`Authorization: Bearer <API key>`) and
-    the whole message (the customer's address and name) at DEBUG: drop those records whatever
+    the whole message (the customer's address and name) at DEBUG, and SendGrid's answer, whose
+    error bodies may echo the recipient: drop the first two and the answer's body, whatever
     level an operator turns logging up to."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith(("HEADERS:", "PAYLOAD:"))
+        message = str(record.msg)
+        if answer := RESPONSE_LINE.match(message):
+            record.msg, record.args = f"{answer.group(0)} (body not logged)", ()
+        return not message.startswith(("HEADERS:", "PAYLOAD:"))
 
 
 logging.getLogger("python_http_client.client").addFilter(_NoSecretsInLogs())
@@ -158,8 +166,18 @@ def _http_error(error: python_http_client.HTTPError) -> SendError:
         body = body.decode("utf-8", "replace")
     retryable = status in (408, 429) or status >= 500
     return SendError(
-        f"SendGrid answered {status}: {body[:ERROR_BODY_LIMIT]}", retryable=retryable, status=status
+        f"SendGrid answered {status}: {clipped(body)}", retryable=retryable, status=status
     )
+
+
+def clipped(body: str, limit: int = ERROR_BODY_LIMIT) -> str:
+    """At most `limit` characters, cut between words: a body echoing the recipient must not be
+    cut inside the address, whose remains no scrubbing (activities/redact.py) would recognise."""
+    if len(body) <= limit:
+        return body
+    cut = body[:limit]
+    end = max(cut.rfind(mark) for mark in BETWEEN_WORDS)
+    return f"{cut[:end + 1] if end > 0 else ''}…"
 
 
 def make_sender(api_key: str | None, host: str | None) -> Sender:

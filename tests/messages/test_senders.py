@@ -23,6 +23,7 @@ from messages.senders import (
     SendError,
     SendGridSender,
     build_mail,
+    clipped,
     make_sender,
     sendgrid_categories,
 )
@@ -230,6 +231,20 @@ def test_sendgrid_refusal_is_permanent_and_says_why(
     assert (raised.value.retryable, raised.value.status) == (False, status)
     assert "does not contain a valid address" in str(raised.value)
     assert str(status) in str(raised.value)
+
+
+def test_a_long_error_body_is_cut_between_words_not_inside_an_address(
+    fake_sendgrid: FakeSendGrid,
+) -> None:
+    echo = "x" * 960 + ' "zephyrine.q@example.com" is not reachable'
+    fake_sendgrid.reply = Reply(400, json.dumps({"errors": [{"message": echo}]}).encode())
+
+    with pytest.raises(SendError) as raised:
+        SendGridSender("key", host=fake_sendgrid.url).send(None, 0, MESSAGE)
+
+    assert "zephyrine" not in str(raised.value) and str(raised.value).endswith("…")
+    assert clipped("zephyrine.q@example.com", limit=10) == "…"
+    assert clipped("short body") == "short body"
 
 
 def test_sendgrid_too_slow_is_a_retryable_timeout(fake_sendgrid: FakeSendGrid) -> None:

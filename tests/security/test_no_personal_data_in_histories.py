@@ -5,40 +5,19 @@ from __future__ import annotations
 
 import base64
 import json
-import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.histories.record import CUSTOMER_EMAIL, PERSONAL_DATA
+from tests.security.scan import decoded_text, found_in
 
 HISTORIES = Path(__file__).resolve().parents[1] / "histories"
 RECORDED = sorted(HISTORIES.glob("*.json"))
-EMAIL = re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+")
-
-
-def decoded_text(node: object) -> Iterator[str]:
-    """Every string of a history, with payloads decoded (they are stored base64-encoded, so a
-    plain search of the file would find nothing)."""
-    if isinstance(node, dict):
-        if "data" in node and "metadata" in node and isinstance(node["data"], str):
-            yield base64.b64decode(node["data"]).decode("utf-8", "replace")
-        for value in node.values():
-            yield from decoded_text(value)
-    elif isinstance(node, list):
-        for value in node:
-            yield from decoded_text(value)
-    elif isinstance(node, str):
-        yield node
 
 
 def personal_data_in(history: object) -> set[str]:
-    found: set[str] = set()
-    for text in decoded_text(history):
-        found |= {value for value in PERSONAL_DATA if value.lower() in text.lower()}
-        found |= {match.group(0) for match in EMAIL.finditer(text)}
-    return found
+    return found_in(decoded_text(history), PERSONAL_DATA)
 
 
 @pytest.mark.parametrize("path", RECORDED, ids=[p.stem for p in RECORDED])
