@@ -114,6 +114,8 @@ def main() -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # At INFO SQLAlchemy logs every statement: noise and CPU on the hot path (values are hidden).
+    logging.getLogger("sqlalchemy").setLevel(logging.WARNING)
     settings = get_settings()
     try:
         settings.check_for_worker()

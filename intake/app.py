@@ -21,7 +21,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 from temporalio.service import RPCError
@@ -31,7 +31,7 @@ from intake.errors import EventRejected
 from intake.limits import BodyLimit
 from intake.ratelimit import AuthFailureLimit
 from intake.responses import error_body, error_response
-from intake.schemas import PurchaseEvent, RefundEvent, UnsubscribeEvent, describe_errors
+from intake.schemas import ID, PurchaseEvent, RefundEvent, UnsubscribeEvent, describe_errors
 from intake.service import LifecycleService
 from intake.shopify import purchase_from_order
 from settings import Settings
@@ -82,7 +82,8 @@ def create_app(
     @app.get("/v1/lifecycles/{shop_id}/{order_id}")
     async def lifecycle(shop_id: str, order_id: str, request: Request) -> JSONResponse:
         require_shop(keys.shop_for(request.headers.get("authorization")), shop_id)
-        timeline = await service.lifecycle(shop_id, order_id)
+        # no order id can hold what no id may (a NUL is a driver error on PostgreSQL)
+        timeline = await service.lifecycle(shop_id, order_id) if ID.match(order_id) else None
         if timeline is None:
             raise EventRejected(404, "order_id", f"no purchase {order_id!r} for this shop")
         return JSONResponse(jsonable_encoder(timeline))
@@ -197,7 +198,16 @@ def _error_handlers(app: FastAPI) -> None:
         body = error_body(error.status_code, [{"field": field, "problem": str(error.detail)}])
         return JSONResponse(body, error.status_code, headers=error.headers)
 
+    async def conflict(_: Request, error: Exception) -> JSONResponse:
+        """A unique key the event ran into that no check named first: the event conflicts with
+        something stored, and retrying it would only conflict again."""
+        log.warning("answered 409: %s", type(getattr(error, "orig", error)).__name__)
+        problem = "conflicts with a record already stored; nothing was written"
+        return JSONResponse(error_body(409, [{"field": "body", "problem": problem}]), 409)
+
     async def unavailable(_: Request, error: Exception) -> JSONResponse:
+        if isinstance(error, IntegrityError):
+            return await conflict(_, error)
         if isinstance(error, RuntimeError) and not str(error).startswith(TEMPORAL_UNREACHABLE):
             raise error
         problem = "the database" if isinstance(error, DBAPIError) else "Temporal"

@@ -28,6 +28,8 @@ def minor_unit(currency: str) -> int:
 
 def parse_money(value: object) -> Decimal:
     """The amount in a decimal string such as "49.00"; a ValueError says what is wrong."""
+    if isinstance(value, Decimal):  # from Python callers; JSON brings text
+        value = str(value)
     if isinstance(value, float):
         raise ValueError('must be a decimal string such as "49.00", not a float (not exact)')
     if not isinstance(value, str):

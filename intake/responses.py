@@ -12,6 +12,7 @@ TITLES = {
     403: "not this shop's",
     404: "not found",
     405: "method not allowed",
+    409: "conflicts with what is stored",
     413: "body too large",
     422: "invalid event",
     429: "too many failed authentications",

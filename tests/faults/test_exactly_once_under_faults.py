@@ -106,6 +106,7 @@ async def test_every_email_and_credit_exactly_once_under_faults(
                 "DATABASE_URL": fault_database.url,
                 "SENDGRID_API_KEY": api_key,
                 "SENDGRID_HOST": sendgrid_url,
+                "LOYALLOOP_LINK_SECRET": "a-link-secret-for-the-fault-run",
                 "LOYALLOOP_SEND_RATE": "1000",
                 **queues,
             },

@@ -25,6 +25,8 @@ from temporal_client import temporal_binary
 from tests.conftest import register_search_attributes
 from tests.lifecycle_kit import LifecycleKit
 
+SHOP_DOMAIN = "ana-kettles.myshopify.com"
+
 
 @dataclass
 class Intake:
@@ -56,7 +58,8 @@ class Intake:
     def signed(self, body: bytes, secret: str | None = None) -> dict[str, str]:
         digest = hmac.new((secret or self.shopify_secret).encode(), body, hashlib.sha256).digest()
         return {"X-Shopify-Hmac-Sha256": base64.b64encode(digest).decode(),
-                "X-Shopify-Topic": "orders/create", "Content-Type": "application/json"}
+                "X-Shopify-Topic": "orders/create", "Content-Type": "application/json",
+                "X-Shopify-Shop-Domain": SHOP_DOMAIN}
 
     def written(self) -> tuple[int, int, int]:
         """Rows the intake writes (purchases, customers, refunds), to prove a refusal wrote none."""
@@ -96,7 +99,7 @@ async def intake(kit: LifecycleKit) -> AsyncIterator[Intake]:
     other_shop = f"other-{uuid.uuid4().hex[:8]}"
     app = make_intake_app(
         kit, shop_keys=f"{kit.shop_id}:{key},{other_shop}:{other_key}",
-        shopify_secrets=f"{kit.shop_id}:{secret}",
+        shopify_secrets=f"{kit.shop_id}:{secret}", shopify_domains=f"{kit.shop_id}:{SHOP_DOMAIN}",
     )
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://intake") as http:

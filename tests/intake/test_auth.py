@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from intake.store import workflow_id_for
 from tests.intake.conftest import Intake, assert_refusal
 
 BAD_AUTHORIZATIONS = [None, "", "Bearer", "Bearer ", "Basic abc", "bearer wrong", "Token x"]
@@ -56,4 +57,4 @@ async def test_the_other_shop_reaches_its_own_orders(intake: Intake):
         "/v1/purchases", event, Authorization=f"Bearer {intake.other_key}"
     )
     assert response.status_code == 202
-    assert response.json()["workflow_id"] == f"purchase-{intake.other_shop}-6001"
+    assert response.json()["workflow_id"] == workflow_id_for(intake.other_shop, "6001")

@@ -111,6 +111,7 @@ def test_temporal_unreachable_is_one_line(tmp_path: Path):
 def test_a_server_without_temporal_says_so_in_one_line(tmp_path: Path, command: list[str]):
     """Run as an operator runs them, in their own process: no stack trace, exit 1."""
     env = os.environ | {"TEMPORAL_ADDRESS": "127.0.0.1:1",
+                        "LOYALLOOP_LINK_SECRET": "a-link-secret-for-this-test",
                         "DATABASE_URL": f"sqlite:///{tmp_path / 'loyalloop.db'}"}
     loyalloop_bin = Path(sys.executable).parent / "loyalloop"
     done = subprocess.run([str(loyalloop_bin), *command], env=env, capture_output=True,

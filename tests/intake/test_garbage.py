@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from tests.intake.conftest import Intake
 from tests.intake.test_shopify import ORDER
 
-ANSWERS = {200, 202, 400, 401, 403, 404, 405, 413, 422}
+ANSWERS = {200, 202, 400, 401, 403, 404, 405, 409, 413, 422, 429}
 FUZZ = settings(max_examples=60, deadline=None, database=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
