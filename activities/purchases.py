@@ -17,9 +17,10 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.failures import without_personal_data
-from activities.schedule import days, step_due_at
-from database.models import Credit, Customer, EmailSend, Purchase
+from activities.schedule import days, long_past, step_due_at
+from database.models import Credit, Customer, EmailSend, Purchase, skus_of
 from database.session import AnyRow, engine_of
+from database.upsert import InsertNew
 from ledger import credits, referrals
 from workflows.contract import (
     ApproveCredits,
@@ -38,6 +39,7 @@ from workflows.contract import (
 PURCHASE = (
     select(
         Purchase.placed_at, Purchase.currency, Purchase.referral_code, Purchase.attribution,
+        Purchase.items,
         Purchase.referrer_code, Customer.id.label("customer_pk"), Customer.customer_id,
         Customer.timezone, Customer.email_normalized,
         Customer.referral_code.label("own_referral_code"),
@@ -64,6 +66,9 @@ STOPPED_SENDS = (
     )
     .values(status="skipped", skip_reason=bindparam("reason"))
 )
+# A step skipped before its send: its row is the one `send_step` would write under the same
+# key, and finds decided.
+SKIP_STEP = InsertNew(EmailSend, [EmailSend.idempotency_key], EmailSend.id)
 EMAILS = select(EmailSend.status, EmailSend.skip_reason).where(
     EmailSend.workflow_id == bindparam("workflow_id")
 )
@@ -111,6 +116,22 @@ def _credit(
     return [CreditRecorded(c.id, c.milestone, c.approve_after.isoformat()) for c in found]
 
 
+def _skip_long_past(
+    connection: Connection, req: BeginLifecycle, purchase: AnyRow, steps: list[StepDue],
+    now: datetime,
+) -> None:
+    rows = [
+        {"idempotency_key": f"{req.workflow_id}:{step.step}", "workflow_id": req.workflow_id,
+         "shop_id": req.shop_id, "order_id": req.order_id, "customer_id": purchase.customer_id,
+         "step": step.step, "skus": skus_of(purchase.items), "status": "skipped",
+         "skip_reason": "past_due_when_reported", "decided_at": now, "attempts": 0}
+        for step in steps
+        if long_past(datetime.fromisoformat(step.due_at), now, req.rules)
+    ]
+    if rows:
+        connection.execute(SKIP_STEP(connection), rows)
+
+
 class PurchaseActivities:
     def __init__(self, sessions: sessionmaker[Session]) -> None:
         self.sessions = sessions
@@ -119,7 +140,8 @@ class PurchaseActivities:
     @activity.defn
     @without_personal_data
     def begin_lifecycle(self, req: BeginLifecycle) -> LifecyclePlan:
-        """Attribute the purchase, give the customer a referral code, credit the referral."""
+        """Attribute the purchase, give the customer a referral code, credit the referral, and
+        skip the steps long past (a backfilled order)."""
         now = datetime.fromisoformat(req.now)
         rules = req.rules
         with self.engine.begin() as connection:
@@ -144,15 +166,16 @@ class PurchaseActivities:
                 recorded = _credit(
                     connection, purchase, req, req.order_id, referrer, ["referral"], now
                 )
-        steps = [
-            StepDue(
-                rule.step,
-                step_due_at(purchase.placed_at, rule.day, purchase.timezone, rules).isoformat(),
-                rule.marketing,
-                rule.once_per,
-            )
-            for rule in rules.steps
-        ]
+            steps = [
+                StepDue(
+                    rule.step,
+                    step_due_at(purchase.placed_at, rule.day, purchase.timezone, rules).isoformat(),
+                    rule.marketing,
+                    rule.once_per,
+                )
+                for rule in rules.steps
+            ]
+            _skip_long_past(connection, req, purchase, steps, now)
         return LifecyclePlan(
             customer_id=purchase.customer_id,
             referrer_code=referrer_code,

@@ -28,3 +28,9 @@ def step_due_at(placed_at: datetime, day: int, timezone: str, rules: LifecycleRu
 
 def days(rules: LifecycleRules, count: int) -> timedelta:
     return timedelta(seconds=count * rules.day_seconds)
+
+
+def long_past(due_at: datetime, began_at: datetime, rules: LifecycleRules) -> bool:
+    """A step due more than a day before its lifecycle began (a backfilled old order) is
+    skipped rather than sent with every other overdue step in the same minute."""
+    return due_at < began_at - days(rules, 1)
