@@ -16,13 +16,15 @@ from typing import Any, TypeVar
 import click
 from pydantic import ValidationError
 
+from cli import output
 from settings import Settings, get_settings
 
 T = TypeVar("T")
 
 
 def fail(message: str, code: int = 2) -> None:
-    click.echo(f"error: {message}", err=True)
+    """One line, whatever it quotes (ids, file contents, a driver's text): escaped."""
+    click.echo(f"error: {output.safe(message)}", err=True)
     sys.exit(code)
 
 

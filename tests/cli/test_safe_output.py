@@ -190,3 +190,11 @@ async def test_creators_add_refuses_control_characters(sessions, monkeypatch):  
                                        "--name", EVIL, "--email", "a@b.example"])
     get_settings.cache_clear()
     assert result.exit_code == 2 and "no control or bidi characters" in result.output
+
+
+def test_an_error_line_quoting_a_file_name_is_escaped(tmp_path):  # type: ignore[no-untyped-def]
+    """`fail()` quotes what it was given (a path, an id, a driver's text): escaped too."""
+    named = str(tmp_path / f"order{ESC}]8;;https://evil.example/{ESC}\\.json")
+    result = CliRunner().invoke(main, ["purchase", named], color=True)
+    assert result.exit_code == 2
+    assert RAW.findall(result.output) == [] and "order\\x1b]8;;https:" in result.output
