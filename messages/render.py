@@ -155,8 +155,11 @@ class TemplateRenderer:
             file, line = self._where(error, name)
             raise TemplateProblem(f"{type(error).__name__}: {error.message}", file=file,
                                   line=line) from error
+        except Exception as error:  # OverflowError, RecursionError, MemoryError, TypeError...
+            file, line = self._where(error, name)
+            raise TemplateProblem(_one_line(error), file=file, line=line) from error
 
-    def _where(self, error: TemplateError, name: str) -> tuple[str, int | None]:
+    def _where(self, error: Exception, name: str) -> tuple[str, int | None]:
         """File (relative to the templates folder, as marketers name it) and line."""
         file, line = _where(error, name)
         path = Path(file)
@@ -202,9 +205,15 @@ def _product_of_override(name: str, context: dict[str, Any]) -> dict[str, Any]:
     return {**context, "product": item} if item is not None else context
 
 
-def _where(error: TemplateError, fallback: str) -> tuple[str, int | None]:
-    """File and line of a Jinja2 error: syntax errors carry them; runtime errors are found in
-    the traceback's template frames."""
+def _one_line(error: Exception) -> str:
+    """Any error a template's own code raised, as a line a marketer can act on."""
+    message = str(error).strip().partition("\n")[0][:200]
+    return f"{type(error).__name__}: {message}" if message else type(error).__name__
+
+
+def _where(error: Exception, fallback: str) -> tuple[str, int | None]:
+    """File and line of an error: syntax errors carry them; runtime errors are found in the
+    traceback's template frames."""
     name = getattr(error, "name", None) or getattr(error, "filename", None)
     line = getattr(error, "lineno", None)
     if name and line:

@@ -46,7 +46,7 @@ TOO_BIG = [
     "{{ 99 ** 64 ** 64 ** 64 }}",
     "{% for i in range(100000) %}{{ 'x' * 100 }}{% endfor %}",
     "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
-    "{% set s = 'x' * 200000 %}{% for a in s %}{% for b in s %}{% endfor %}{% endfor %}",
+    "{% set s = 'x' * 90000 %}{% for a in s %}{% for b in s %}{% endfor %}{% endfor %}",
 ]
 
 
