@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,7 @@ PARTS = ("subject.txt", "body.html", "body.txt")
 SHARED = "_shared"
 DATA_FILES = ("shops.json", "products.json")
 MAX_SUBJECT_CHARS = 300
+ELLIPSIS = "\u2026"
 
 
 class TemplateProblem(Exception):
@@ -135,9 +137,7 @@ class TemplateRenderer:
         subject = " ".join(self._render(self._text, f"{name}/subject.txt", context).split())
         if not subject:
             raise TemplateProblem("subject renders empty", file=f"{name}/subject.txt")
-        if len(subject) > MAX_SUBJECT_CHARS:
-            raise TemplateProblem(f"subject longer than {MAX_SUBJECT_CHARS} characters",
-                                  file=f"{name}/subject.txt")
+        subject = shorten(subject, MAX_SUBJECT_CHARS)
         html = self._render(self._html, f"{name}/body.html", context)
         text = self._render(self._text, f"{name}/body.txt", context)
         return Rendered(name, self._hash(digests), subject, html, text)
@@ -193,6 +193,30 @@ class TemplateRenderer:
             found += [f"{relative}/{file}" for file in files]
         found.sort(key=lambda name: name.split("/"))  # as paths sort: folder by folder
         return found + [name for name in DATA_FILES if os.path.isfile(self.root / name)]
+
+
+def shorten(text: str, limit: int) -> str:
+    """A subject made long by the customer's data (a 200-character name, a 300-character
+    product) is cut, not refused: refusing would hold the email and the rest of the lifecycle
+    for ever. Cut at a word when one ends in the second half, else between characters as a
+    reader sees them (never between a letter and its accent, nor inside an emoji sequence)."""
+    if len(text) <= limit:
+        return text
+    cut = limit - len(ELLIPSIS)
+    space = text.rfind(" ", 0, cut + 1)
+    if space > limit // 2:
+        cut = space
+    while 0 < cut < len(text) and _continues(text[cut - 1], text[cut]):
+        cut -= 1
+    return text[:cut].rstrip(" ,;:-") + ELLIPSIS
+
+
+def _continues(before: str, char: str) -> bool:
+    """Whether `char` belongs to the same perceived character as `before`."""
+    regional = ("\U0001f1e6" <= before <= "\U0001f1ff") and ("\U0001f1e6" <= char <= "\U0001f1ff")
+    return (unicodedata.category(char) in ("Mn", "Mc", "Me") or "\u200d" in (before, char)
+            or "\U0001f3fb" <= char <= "\U0001f3ff" or "\U000e0020" <= char <= "\U000e007f"
+            or regional)
 
 
 def _product_of_override(name: str, context: dict[str, Any]) -> dict[str, Any]:
