@@ -113,7 +113,7 @@ def test_preview_refuses_a_bad_purchase(loyalloop: Loyalloop, templates_copy: Pa
 @pytest.fixture
 def http(templates_copy: Path) -> TestClient:
     app = FastAPI()
-    app.include_router(make_preview_router(lambda: TemplateRenderer(templates_copy)))
+    app.include_router(make_preview_router(lambda: TemplateRenderer(templates_copy), dev=True))
     return TestClient(app)
 
 

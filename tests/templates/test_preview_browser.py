@@ -37,7 +37,7 @@ pytestmark = pytest.mark.skipif(
 def preview_url(templates_copy: Path) -> Iterator[str]:
     """The preview router on a real uvicorn server, on a free port."""
     app = FastAPI()
-    app.include_router(make_preview_router(lambda: TemplateRenderer(templates_copy)))
+    app.include_router(make_preview_router(lambda: TemplateRenderer(templates_copy), dev=True))
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

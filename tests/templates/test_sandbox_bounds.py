@@ -150,7 +150,7 @@ def test_check_reports_an_error_in_one_line(loyalloop: Callable[..., Result],
 
 def test_preview_shows_an_error_as_a_template_problem(templates_copy: Path):
     app = FastAPI()
-    app.include_router(make_preview_router(lambda: TemplateRenderer(templates_copy)))
+    app.include_router(make_preview_router(lambda: TemplateRenderer(templates_copy), dev=True))
     edit(templates_copy, "day_21/body.html", "<p>\n{{ lipsum(100000, false, 100, 100) }}")
     response = TestClient(app).get("/templates/day_21/preview", params={"format": "json"})
     assert response.status_code == 422
