@@ -21,11 +21,11 @@ import functools
 import inspect
 import re
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from jinja2 import BaseLoader, StrictUndefined, Template
 from jinja2.compiler import CodeGenerator, Frame
@@ -101,7 +101,9 @@ class Extent:
     depth: int
 
 
-_SEQUENCES = (list, tuple, set, frozenset, type({}.keys()), type({}.values()), type({}.items()))
+_SEQUENCES: tuple[type[Iterable[Any]], ...] = (
+    list, tuple, set, frozenset, type({}.keys()), type({}.values()), type({}.items()),
+)
 
 
 def extent(value: Any) -> Extent:
@@ -477,7 +479,7 @@ def render_capped(template: Template, context: dict[str, Any]) -> str:
     the template, so the error names the line that wrote past it)."""
     chunks = _Buffer()
     with render_budget():
-        stream = template.generate(context)
+        stream = cast(Generator[str, None, None], template.generate(context))
         for count, chunk in enumerate(stream):
             try:
                 chunks.append(chunk)
