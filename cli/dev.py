@@ -181,7 +181,7 @@ async def run_dev(settings: Settings, data_dir: Path, port: int, ui_port: int) -
         upgrade(settings.database_url)
         demo = data_dir / "demo-purchase.json"
         purchase = write_demo_purchase(demo, settings.database_url)
-        app = await build_app(settings)
+        app = await build_app(settings, dev=True)
         server = _Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
         workers = asyncio.create_task(run_workers(client, settings, stop))
         api = asyncio.create_task(server.serve())

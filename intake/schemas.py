@@ -78,6 +78,8 @@ def _aware(value: datetime) -> datetime:
 
 Money = Annotated[Decimal, BeforeValidator(_money)]
 Identifier = Annotated[str, AfterValidator(_identifier)]
+# A shop id is configuration, stored in 64 characters (a longer one was a driver error).
+ShopId = Annotated[str, Field(max_length=64), AfterValidator(_identifier)]
 AwareDatetime = Annotated[datetime, AfterValidator(_aware)]
 Text = Annotated[str, AfterValidator(_no_controls)]
 Prose = Annotated[str, AfterValidator(_prose)]
@@ -131,7 +133,7 @@ class PurchaseEvent(Strict):
     """Fields are validated in this order, so each amount is checked against the currency
     and the total against the items, shipping and tax before it."""
 
-    shop_id: Identifier
+    shop_id: ShopId
     order_id: Identifier
     placed_at: AwareDatetime
     customer: Customer
@@ -189,7 +191,7 @@ class PurchaseEvent(Strict):
 
 
 class RefundEvent(Strict):
-    shop_id: Identifier
+    shop_id: ShopId
     order_id: Identifier
     amount: Money
     reason: Prose = Field("", max_length=500)
@@ -204,7 +206,7 @@ class RefundEvent(Strict):
 
 
 class UnsubscribeEvent(Strict):
-    shop_id: Identifier
+    shop_id: ShopId
     customer_id: Identifier
 
 

@@ -33,7 +33,9 @@ def intake_engine(url: str) -> Engine:
     return create_engine(url, pool_size=DATABASE_THREADS, max_overflow=0, pool_recycle=1800)
 
 
-async def build_app(settings: Settings):  # type: ignore[no-untyped-def]
+async def build_app(settings: Settings, *, dev: bool = False):  # type: ignore[no-untyped-def]
+    """`dev` opens the template previews without a shop key (`loyalloop dev` only)."""
+    from intake.auth import ShopKeys
     from intake.preview import make_preview_router
     from messages.render import TemplateRenderer
 
@@ -45,7 +47,8 @@ async def build_app(settings: Settings):  # type: ignore[no-untyped-def]
         email_task_queue=settings.email_task_queue, rules=settings.rules(),
     )
     preview = make_preview_router(
-        lambda: TemplateRenderer(settings.templates_dir), public_url=settings.public_url
+        lambda: TemplateRenderer(settings.templates_dir), public_url=settings.public_url,
+        keys=ShopKeys(settings.shop_key_map()), dev=dev,
     )
     return create_app(settings, service, extra_routers=[preview])
 

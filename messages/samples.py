@@ -74,7 +74,7 @@ def worst_case() -> PurchaseEvent:
     name = _filled("\"&<>' ", _max_length(Item, "name"))
     quantity, price = 100_000, Decimal("19.99")
     return PurchaseEvent.model_validate({
-        "shop_id": _filled("shop-", id_length),
+        "shop_id": _filled("shop-", 64),  # intake.schemas.ShopId
         "order_id": _filled("Order:9@x.", id_length),
         "placed_at": "2026-11-20T10:00:00Z",
         "customer": {"id": _filled("c-42_", id_length), "email": "sample@example.com",

@@ -288,3 +288,14 @@ async def test_a_time_zone_is_a_place(intake: Intake, zone: str):
     event = intake.purchase()
     event["customer"] = event["customer"] | {"timezone": zone}
     assert_refusal(await intake.post("/v1/purchases", event), 422, "customer.timezone")
+
+
+async def test_a_shop_id_longer_than_its_column_is_refused_by_name(intake: Intake):
+    """Shop ids are stored in 64 characters: a longer one was a driver error on PostgreSQL."""
+    long_shop = "s" * 65
+    for path, body in (
+        ("/v1/purchases", intake.purchase(shop_id=long_shop)),
+        ("/v1/refunds", {"shop_id": long_shop, "order_id": "1", "amount": "1.00"}),
+        ("/v1/unsubscribes", {"shop_id": long_shop, "customer_id": "c-1"}),
+    ):
+        assert_refusal(await intake.post(path, body), 422, "shop_id")
