@@ -37,6 +37,7 @@ from intake.money import in_minor_units
 from intake.schemas import PurchaseEvent, RefundEvent, UnsubscribeEvent
 from intake.store import StoredPurchase, mark_routed, store_purchase
 from ledger import credits
+from messages.links import signed
 from workflows import search
 from workflows.contract import LifecycleInput, RefundRequest, RepeatPurchase
 from workflows.lifecycle import PurchaseLifecycle
@@ -64,9 +65,7 @@ def refund_keys(event: RefundEvent, amount: Decimal) -> list[str]:
     if event.refund_id:
         return [event.refund_id]
     parts = [event.order_id, str(amount), event.reason]
-    key = hashlib.sha256(
-        b"".join(len(p.encode()).to_bytes(4, "big") + p.encode() for p in parts)
-    ).hexdigest()[:40]
+    key = hashlib.sha256(signed(*parts)).hexdigest()[:40]
     legacy = hashlib.sha256("|".join(parts).encode()).hexdigest()[:40]
     return [key, legacy]
 
