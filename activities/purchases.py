@@ -39,7 +39,7 @@ from workflows.contract import (
 PURCHASE = (
     select(
         Purchase.placed_at, Purchase.currency, Purchase.referral_code, Purchase.attribution,
-        Purchase.items,
+        Purchase.items, Purchase.created_at.label("reported_at"),
         Purchase.referrer_code, Customer.id.label("customer_pk"), Customer.customer_id,
         Customer.timezone, Customer.email_normalized,
         Customer.referral_code.label("own_referral_code"),
@@ -126,7 +126,7 @@ def _skip_long_past(
          "step": step.step, "skus": skus_of(purchase.items), "status": "skipped",
          "skip_reason": "past_due_when_reported", "decided_at": now, "attempts": 0}
         for step in steps
-        if long_past(datetime.fromisoformat(step.due_at), now, req.rules)
+        if long_past(datetime.fromisoformat(step.due_at), purchase.reported_at, req.rules)
     ]
     if rows:
         connection.execute(SKIP_STEP(connection), rows)
@@ -141,7 +141,7 @@ class PurchaseActivities:
     @without_personal_data
     def begin_lifecycle(self, req: BeginLifecycle) -> LifecyclePlan:
         """Attribute the purchase, give the customer a referral code, credit the referral, and
-        skip the steps long past (a backfilled order)."""
+        skip the steps long past when it was reported (a backfilled order)."""
         now = datetime.fromisoformat(req.now)
         rules = req.rules
         with self.engine.begin() as connection:

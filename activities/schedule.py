@@ -30,7 +30,9 @@ def days(rules: LifecycleRules, count: int) -> timedelta:
     return timedelta(seconds=count * rules.day_seconds)
 
 
-def long_past(due_at: datetime, began_at: datetime, rules: LifecycleRules) -> bool:
-    """A step due more than a day before its lifecycle began (a backfilled old order) is
-    skipped rather than sent with every other overdue step in the same minute."""
-    return due_at < began_at - days(rules, 1)
+def long_past(due_at: datetime, reported_at: datetime, rules: LifecycleRules) -> bool:
+    """A step due more than a day before the shop reported the order (a backfilled old order)
+    is skipped rather than sent with every other overdue step in the same minute. Measured
+    from the report, not the lifecycle's start: a lifecycle we were slow to start (a worker
+    down, a retried intake) still sends every step."""
+    return due_at < reported_at - days(rules, 1)

@@ -41,9 +41,11 @@ class CrashingIntake(LifecycleService):
             self.crashed[point] += 1
             raise IntakeCrashed(f"{point}: {order_id}")
 
-    async def _start(self, shop_id: str, order_id: str, customer_id: str) -> bool:
+    async def _start(
+        self, workflow_id: str, shop_id: str, order_id: str, customer_id: str
+    ) -> bool:
         self._crash_once(order_id, "stored")
-        started = await super()._start(shop_id, order_id, customer_id)
+        started = await super()._start(workflow_id, shop_id, order_id, customer_id)
         self._crash_once(order_id, "started")
         return started
 

@@ -1,8 +1,10 @@
 """A shop backfilling old orders: steps long past when the order is reported are skipped with
-a reason, not sent together in the same minute; the steps still ahead go out on time."""
+a reason, not sent together in the same minute; the steps still ahead go out on time. A
+lifecycle that starts late through our own delay sends every step."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 from tests.lifecycle_kit import LifecycleKit
@@ -30,3 +32,15 @@ async def test_a_step_due_less_than_a_day_ago_still_goes_out(kit: LifecycleKit):
     handle = await kit.buy(kit.purchase("B2", placed_at=placed))
     summary = await handle.result()
     assert summary.emails_sent == 4, summary
+
+
+async def test_a_lifecycle_we_were_slow_to_start_sends_every_step(kit: LifecycleKit):
+    """Stored at once, started three days later (Temporal down, the shop's retry late): the
+    delay is ours, so nothing is skipped."""
+    event = await kit.placed_now("B3")
+    await asyncio.to_thread(kit.service._store_purchase, event)
+    await kit.skip(3)
+    handle = await kit.buy(event)
+    summary = await handle.result()
+    assert summary.emails_sent == 4, summary
+    assert "past_due_when_reported" not in summary.emails_skipped
