@@ -28,7 +28,7 @@ POSTGRES = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 def bench(quick: bool, json_path: Path | None, database_url: str, profile_dir: Path | None,
           max_cached: int) -> None:
     """Measure intake, lifecycle throughput, cost per lifecycle, scale and messages."""
-    from cli.main import settings_or_fail
+    from cli.common import settings_or_fail
 
     settings = settings_or_fail()
     if profile_dir:

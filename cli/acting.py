@@ -9,9 +9,26 @@ from typing import Any
 
 import click
 
+from database.session import make_engine, make_sessionmaker, upgrade
+from intake.service import LifecycleService
 from settings import Settings
 from support.actions import SupportActions
 from support.audit import Actor
+from temporal_client import connect
+
+
+@asynccontextmanager
+async def lifecycle_service(settings: Settings) -> AsyncIterator[LifecycleService]:
+    upgrade(settings.database_url)
+    engine = make_engine(settings.database_url)
+    try:
+        client = await connect(settings)
+        yield LifecycleService(
+            make_sessionmaker(engine), client, task_queue=settings.lifecycle_task_queue,
+            email_task_queue=settings.email_task_queue, rules=settings.rules(),
+        )
+    finally:
+        engine.dispose()
 
 
 def actor_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -28,7 +45,6 @@ def acting(actor: str, reason: str) -> Actor:
 
 @asynccontextmanager
 async def support_actions(settings: Settings) -> AsyncIterator[SupportActions]:
-    from cli.events import lifecycle_service  # it imports these options
 
     async with lifecycle_service(settings) as service:
         yield SupportActions(service, [rule.step for rule in settings.rules().steps])

@@ -47,7 +47,7 @@ def creators() -> None:
 
 
 def _sessions():  # type: ignore[no-untyped-def]
-    from cli.main import settings_or_fail
+    from cli.common import settings_or_fail
 
     settings = settings_or_fail()
     upgrade(settings.database_url)
@@ -60,7 +60,7 @@ def _sessions():  # type: ignore[no-untyped-def]
 @click.option("--email", required=True)
 def creators_add(code: str, name: str, email: str) -> None:
     """Add a creator with their code."""
-    from cli.main import fail
+    from cli.common import fail
 
     try:
         creator = add_creator(_sessions(), code, name, email)

@@ -212,7 +212,7 @@ async def run_dev(settings: Settings, data_dir: Path, port: int, ui_port: int) -
 def dev(day_seconds: int | None, port: int, temporal_port: int, ui_port: int,
         data_dir: Path) -> None:
     """Run Temporal, the worker, the intake and the outbox on this machine."""
-    from cli.main import settings_or_fail
+    from cli.common import settings_or_fail
 
     settings = settings_or_fail()
     data_dir = data_dir.resolve()

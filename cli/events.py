@@ -3,36 +3,16 @@ same validation and the same service as the HTTP intake."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 import click
 from pydantic import ValidationError
 
-from cli.acting import acting, actor_options, support_actions
-from cli.main import fail, read_event, run, settings_or_fail
-from database.session import make_engine, make_sessionmaker, upgrade
+from cli.acting import acting, actor_options, lifecycle_service, support_actions
+from cli.common import fail, read_event, run, settings_or_fail
 from intake.schemas import PurchaseEvent, RefundEvent, UnsubscribeEvent, describe_errors
-from intake.service import LifecycleService
-from settings import Settings
 from support.actions import ActionResult
-from temporal_client import connect
-
-
-@asynccontextmanager
-async def lifecycle_service(settings: Settings) -> AsyncIterator[LifecycleService]:
-    upgrade(settings.database_url)
-    engine = make_engine(settings.database_url)
-    try:
-        client = await connect(settings)
-        yield LifecycleService(
-            make_sessionmaker(engine), client, task_queue=settings.lifecycle_task_queue,
-            email_task_queue=settings.email_task_queue, rules=settings.rules(),
-        )
-    finally:
-        engine.dispose()
 
 
 class EventCommand(click.Command):

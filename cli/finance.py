@@ -13,7 +13,7 @@ import click
 from sqlalchemy.orm import Session, sessionmaker
 
 from cli import output
-from cli.main import run, settings_or_fail
+from cli.common import run, settings_or_fail
 from database.session import make_engine, make_sessionmaker, upgrade
 from support import finance
 

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cli import output
-from cli.main import fail, settings_or_fail
+from cli.common import fail, settings_or_fail
 from database.models import EmailSend, OutboxMessage
 from database.session import make_engine, make_sessionmaker, upgrade
 

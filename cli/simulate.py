@@ -236,7 +236,7 @@ def _timeline(sessions, workflow_ids, start, shift, timezone) -> dict[str, Any]:
 
 def _creators(settings: Settings, file: Path | None) -> list[dict[str, str]]:
     """Creators from the app database (`loyalloop creators add`), then from --creators."""
-    from cli.main import fail
+    from cli.common import fail
 
     found: dict[str, dict[str, str]] = {}
     try:
@@ -295,7 +295,7 @@ def simulate(
     as_json: bool,
 ) -> None:
     """Run a purchase's whole lifecycle in seconds and print what would happen."""
-    from cli.main import fail, read_event, run, settings_or_fail
+    from cli.common import fail, read_event, run, settings_or_fail
 
     settings = settings_or_fail()
     purchase = read_event(purchase_file, PurchaseEvent)

@@ -12,7 +12,7 @@ import click
 
 from cli import output
 from cli.acting import acting, actor_options, support_actions
-from cli.main import fail, run, settings_or_fail
+from cli.common import fail, run, settings_or_fail
 from database.session import make_engine, make_sessionmaker, upgrade
 from support.actions import ActionResult
 from support.erase import Erased, erase_customer

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from cli.main import fail, read_event, settings_or_fail
+from cli.common import fail, read_event, settings_or_fail
 from intake.schemas import LOCALE, PurchaseEvent
 from messages.check import check_templates
 from messages.preview import PREVIEW_SECRET, preview_page, render_preview

@@ -1,0 +1,76 @@
+"""What every `loyalloop` command shares: one-line failures, settings, running async work.
+Its own module, so the subcommands import it without importing `cli/main.py` back."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from pydantic import ValidationError
+
+from cli import output
+from settings import Settings, get_settings
+
+T = TypeVar("T")
+
+
+def fail(message: str, code: int = 2) -> None:
+    """One line, whatever it quotes (ids, file contents, a driver's text): escaped."""
+    click.echo(f"error: {output.safe(message)}", err=True)
+    sys.exit(code)
+
+
+def settings_or_fail() -> Settings:
+    try:
+        return get_settings()
+    except (ValidationError, ValueError) as error:
+        fail(f"configuration: {error}")
+        raise  # unreachable
+
+
+def run(coro_factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run one async command, turning the errors a person can fix into one line."""
+    from sqlalchemy.exc import DBAPIError
+
+    from intake.errors import EventRejected
+    from support.errors import ActionRefused
+    from temporal_client import TemporalUnreachable
+
+    try:
+        return asyncio.run(coro_factory())
+    except TemporalUnreachable as error:
+        fail(str(error))
+    except (EventRejected, ActionRefused) as error:
+        fail(f"{error.field}: {error.problem}" if error.field else error.problem)
+    except ConnectionError as error:
+        fail(f"cannot reach Temporal: {error}")
+    except DBAPIError as error:
+        fail(f"database: {str(error.orig).strip().partition(chr(10))[0]}")
+    raise AssertionError("unreachable")
+
+
+def read_event(path: Path, model: type[T]) -> T:
+    from intake.schemas import describe_errors
+
+    try:
+        raw = json.loads(path.read_text())
+    except OSError as error:
+        fail(f"{path}: {error.strerror}")
+    except json.JSONDecodeError as error:
+        fail(f"{path}: not valid JSON ({error.msg} at line {error.lineno} column {error.colno})")
+    except UnicodeDecodeError:
+        fail(f"{path}: not UTF-8 text")
+    except RecursionError:
+        fail(f"{path}: not valid JSON (nested too deeply)")
+    try:
+        return model.model_validate(raw)  # type: ignore[attr-defined,no-any-return]
+    except ValidationError as error:
+        problems = "; ".join(f"{p['field']}: {p['problem']}" for p in describe_errors(error))
+        fail(f"{path}: {problems}")
+    raise AssertionError("unreachable")
+
