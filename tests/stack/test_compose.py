@@ -41,8 +41,8 @@ def services() -> dict[str, Any]:
 
 
 def test_compose_file_is_valid(services: dict[str, Any]) -> None:
-    assert set(services) == {"postgresql", "temporal", "temporal-admin", "temporal-ui",
-                             "migrate", "worker", "api"}
+    assert set(services) == {"postgresql", "temporal-schema", "temporal", "temporal-admin",
+                             "temporal-ui", "migrate", "worker", "api"}
 
 
 @pytest.mark.parametrize("secret", sorted(REQUIRED))
@@ -73,9 +73,37 @@ def test_workers_run_replicated(services: dict[str, Any]) -> None:
 
 def test_temporal_runs_on_the_postgresql_service(services: dict[str, Any]) -> None:
     env = services["temporal"]["environment"]
-    assert services["temporal"]["image"].startswith("temporalio/auto-setup:")
+    assert services["temporal"]["image"].startswith("temporalio/server:")
     assert env["DB"] == "postgres12" and env["POSTGRES_SEEDS"] == "postgresql"
-    assert services["temporal"]["depends_on"]["postgresql"]["condition"] == "service_healthy"
+    assert services["temporal"]["depends_on"] == {
+        "temporal-schema": {"condition": "service_completed_successfully"}}
+
+
+def test_no_service_runs_the_deprecated_auto_setup_image(services: dict[str, Any]) -> None:
+    """Temporal no longer updates or patches temporalio/auto-setup."""
+    images = {name: service.get("image", "") for name, service in services.items()}
+    assert not [name for name, image in images.items() if "auto-setup" in image], images
+
+
+def test_schema_job_creates_and_migrates_both_temporal_databases(
+    services: dict[str, Any],
+) -> None:
+    job = services["temporal-schema"]
+    assert job["image"].startswith("temporalio/admin-tools:")
+    assert job["depends_on"]["postgresql"]["condition"] == "service_healthy"
+    script = "\n".join(job["command"]).replace("$$", "$")  # config keeps compose's escape
+    assert re.search(r"for db in temporal temporal_visibility;", script)
+    for step in ("create", "setup-schema -v 0.0",
+                 "update-schema -d /etc/temporal/schema/postgresql/v12/$schema/versioned"):
+        assert f"$tool {step}" in script, step
+
+
+def test_admin_job_creates_the_namespace_with_its_retention(services: dict[str, Any]) -> None:
+    job = services["temporal-admin"]
+    script = "\n".join(job["command"]).replace("$$", "$")
+    assert 'namespace create -n "$TEMPORAL_NAMESPACE" --retention "$TEMPORAL_RETENTION"' in script
+    assert job["environment"]["TEMPORAL_RETENTION"] == "30d"
+    assert job["depends_on"]["temporal"]["condition"] == "service_healthy"
 
 
 def test_admin_job_registers_every_search_attribute_the_workflow_sets(
