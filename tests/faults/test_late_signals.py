@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio import activity
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -66,23 +70,46 @@ async def test_a_repeat_signalled_inside_the_window_is_credited_even_if_handled_
 
 
 class SlowSummary(PurchaseActivities):
-    """The closing summary, held until the test has sent a refund."""
+    """The closing summary, held until the test releases it (the first call only: the
+    lifecycle summarizes again after acting on the late refund)."""
 
     def __init__(self, sessions: sessionmaker[Session]) -> None:
         super().__init__(sessions)
         self.summarizing = threading.Event()
         self.release = threading.Event()
+        self.calls = 0
 
     @activity.defn(name="summarize_lifecycle")
     def summarize_lifecycle(self, req: SummarizeLifecycle) -> LifecycleSummary:
+        self.calls += 1
         self.summarizing.set()
         self.release.wait(timeout=30)
         return super().summarize_lifecycle(req)
 
 
+async def _signal_taken_while_summarizing(handle: WorkflowHandle[Any, Any]) -> bool:
+    """True once the history shows the refund signal followed by a completed workflow task while
+    the summary is held (so it has no marker yet): the workflow code has seen the signal while it
+    awaited the summary. (A local activity outlasting 80% of the workflow task timeout makes the
+    worker heartbeat the task, and the server hands it the buffered signal then.)"""
+    signalled = False
+    async for event in handle.fetch_history_events():
+        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
+            signalled = True
+        if signalled and event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
+            return True
+    return False
+
+
 async def test_a_refund_that_lands_while_the_lifecycle_closes_reverses_its_credits(
     env: WorkflowEnvironment, own_sessions: sessionmaker[Session]
 ):
+    # The path `act-on-signals-during-summary` guards: the workflow is inside
+    # `await summarize_lifecycle` when the refund signal reaches its code. Since the summary is a
+    # local activity, a signal sent during a short summary is only delivered after it (the server
+    # refuses the completion and the replay sees the signal first), which the main loop handles
+    # with or without the patch. So the summary is held until the history proves the workflow took
+    # the signal mid-summary (the worker's workflow-task heartbeat), then released.
     async with LifecycleKit.running(env, own_sessions, TEMPLATES) as kit:
         for worker in kit.workers:
             await worker.shutdown()
@@ -109,14 +136,26 @@ async def test_a_refund_that_lands_while_the_lifecycle_closes_reverses_its_credi
             )
             creator = kit.add_creator("CLOSE")
             handle = await kit.buy(await kit.placed_now("close-1", referral=creator))
-            await asyncio.to_thread(purchases.summarizing.wait, 30)
+            assert await asyncio.to_thread(purchases.summarizing.wait, 30), "never summarized"
+            before = [(c.milestone, c.amount, c.status) for c in kit.credits(creator)]
+            assert before == [("referral", Decimal("5.00"), "approved")], before
             await kit.service.accept_refund(
                 RefundEvent(
                     shop_id=kit.shop_id, order_id="close-1", amount=Decimal("49.00"), reason="late"
                 )
             )
+            deadline = time.monotonic() + 25
+            while not await _signal_taken_while_summarizing(handle):
+                assert time.monotonic() < deadline, "the signal never reached the workflow"
+                assert not purchases.release.is_set()
+                await asyncio.sleep(0.2)
             purchases.release.set()
-            await handle.result()
+            summary = await handle.result()
 
-    ledger = kit.credits(creator)
-    assert sum(c.amount for c in ledger) == 0, [(c.milestone, c.status) for c in ledger]
+    assert summary.stage == "refunded"
+    assert purchases.calls >= 2  # summarized again after acting on the refund
+    ledger = [(c.milestone, c.amount, c.status) for c in kit.credits(creator)]
+    assert ledger == [
+        ("referral", Decimal("5.00"), "approved"),
+        ("clawback:referral", Decimal("-5.00"), "approved"),
+    ], ledger
