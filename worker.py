@@ -22,6 +22,7 @@ from messages.render import TemplateRenderer
 from messages.senders import make_sender
 from settings import Settings, get_settings
 from temporal_client import connect
+from temporal_setup import require as require_search_attributes
 from workflows.lifecycle import PurchaseLifecycle
 from workflows.resend import ResendStep
 
@@ -104,6 +105,7 @@ async def run_workers(client: Client, settings: Settings, stop: asyncio.Event) -
 
 async def run(settings: Settings) -> None:
     client = await connect(settings)
+    await require_search_attributes(client, settings.temporal_namespace)
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         asyncio.get_running_loop().add_signal_handler(sig, stop.set)

@@ -45,12 +45,14 @@ def api(host: str, port: int) -> None:
 
 @contextlib.contextmanager
 def temporal_or_fail() -> Iterator[None]:
-    """A server that is not there is a one-line error and exit 1, not a stack trace."""
+    """A server that is not there, or a namespace not set up, is a one-line error and exit 1,
+    not a stack trace."""
     from temporal_client import TemporalUnreachable
+    from temporal_setup import SearchAttributesMissing
 
     try:
         yield
-    except TemporalUnreachable as error:
+    except (TemporalUnreachable, SearchAttributesMissing) as error:
         fail(str(error), code=1)
 
 
@@ -77,11 +79,12 @@ from cli.outbox import outbox  # noqa: E402
 from cli.simulate import simulate  # noqa: E402
 from cli.support import cancel, erase_customer_command, find, inspect, resend  # noqa: E402
 from cli.templates import templates  # noqa: E402
+from cli.temporal import temporal  # noqa: E402
 
 for _command in (creators, dev, purchase, refund, unsubscribe, outbox, simulate, inspect,
                  templates):
     main.add_command(_command)
-for _command in (find, cancel, resend, erase_customer_command, credits):
+for _command in (find, cancel, resend, erase_customer_command, credits, temporal):
     main.add_command(_command)
 
 from bench.command import bench  # noqa: E402

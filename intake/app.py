@@ -35,6 +35,7 @@ from intake.schemas import ID, PurchaseEvent, RefundEvent, UnsubscribeEvent, des
 from intake.service import LifecycleService
 from intake.shopify import purchase_from_order
 from settings import Settings
+from temporal_setup import SETUP_COMMAND, UNMAPPED
 
 Event = TypeVar("Event", bound=BaseModel)
 log = logging.getLogger("loyalloop.intake")
@@ -52,7 +53,7 @@ def create_app(
     app = FastAPI(title="Loyalloop intake", version="1", redoc_url=None, redirect_slashes=False)
     app.add_middleware(BodyLimit)
     app.add_middleware(AuthFailureLimit)  # added last, runs first: a blocked caller reaches nothing
-    _error_handlers(app)
+    _error_handlers(app, settings)
 
     @app.post("/v1/purchases", openapi_extra=_body(PurchaseEvent))
     async def purchases(request: Request) -> JSONResponse:
@@ -181,7 +182,7 @@ def _body(model: type[BaseModel]) -> dict[str, Any]:
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
 
 
-def _error_handlers(app: FastAPI) -> None:
+def _error_handlers(app: FastAPI, settings: Settings) -> None:
     async def rejected(_: Request, error: Exception) -> JSONResponse:
         assert isinstance(error, EventRejected)
         return error_response(error)
@@ -214,7 +215,12 @@ def _error_handlers(app: FastAPI) -> None:
         # the driver's message only: SQLAlchemy's adds the statement's parameters (emails)
         detail = str(error.orig if isinstance(error, DBAPIError) else error).strip()
         log.warning("answered 503: %s is not answering: %s", problem, detail.partition("\n")[0])
-        body = error_body(503, [{"field": "service", "problem": f"{problem} is not answering"}])
+        says = f"{problem} is not answering"
+        if isinstance(error, RPCError) and UNMAPPED in detail:
+            # Temporal answered: the namespace lacks a setup step an operator can do.
+            says = (f"Temporal namespace {settings.temporal_namespace} lacks Loyalloop's search "
+                    f"attributes: an operator runs `{SETUP_COMMAND}`")
+        body = error_body(503, [{"field": "service", "problem": says}])
         return JSONResponse(body, 503, headers={"Retry-After": "5"})
 
     app.add_exception_handler(EventRejected, rejected)

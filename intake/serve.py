@@ -23,6 +23,7 @@ from intake.app import create_app
 from intake.service import LifecycleService
 from settings import Settings
 from temporal_client import connect
+from temporal_setup import require as require_search_attributes
 
 DATABASE_THREADS = 32
 
@@ -42,6 +43,7 @@ async def build_app(settings: Settings, *, dev: bool = False):  # type: ignore[n
     upgrade(settings.database_url)
     sessions = make_sessionmaker(intake_engine(settings.database_url))
     client = await connect(settings)
+    await require_search_attributes(client, settings.temporal_namespace)
     service = LifecycleService(
         sessions, client, task_queue=settings.lifecycle_task_queue,
         email_task_queue=settings.email_task_queue, rules=settings.rules(),
