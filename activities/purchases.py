@@ -73,6 +73,7 @@ EMAILS = select(EmailSend.status, EmailSend.skip_reason).where(
     EmailSend.workflow_id == bindparam("workflow_id")
 )
 CREDITS = select(Credit.status).where(Credit.workflow_id == bindparam("workflow_id"))
+ATTRIBUTION = select(Purchase.attribution).where(Purchase.workflow_id == bindparam("workflow_id"))
 
 
 def load_purchase(connection: Connection, shop_id: str, order_id: str) -> AnyRow:
@@ -224,6 +225,7 @@ class PurchaseActivities:
                 })
             emails = connection.execute(EMAILS, key).all()
             statuses = connection.execute(CREDITS, key).scalars().all()
+            attribution = connection.execute(ATTRIBUTION, key).scalar()
         return LifecycleSummary(
             emails_sent=sum(1 for status, _ in emails if status == "sent"),
             emails_skipped=dict(
@@ -231,4 +233,5 @@ class PurchaseActivities:
             ),
             emails_failed=sum(1 for status, _ in emails if status == "failed"),
             credits=dict(Counter(statuses)),
+            attribution=attribution or "none",
         )

@@ -49,7 +49,7 @@ GIVE_CODE = (
     .where(Customer.id == bindparam("customer_pk"), Customer.referral_code.is_(None))
     .values(referral_code=bindparam("code"))
 )
-CREATOR = select(Creator.code).where(func.upper(Creator.code) == bindparam("code"))
+CREATOR = select(Creator.code, Creator.email).where(func.upper(Creator.code) == bindparam("code"))
 ADVOCATE = select(Customer.id, Customer.referral_code, Customer.email_normalized).where(
     Customer.shop_id == bindparam("shop_id"), Customer.referral_code == bindparam("code")
 )
@@ -85,9 +85,14 @@ def resolve(connection: Connection, buyer: Buyer, code: str | None) -> Attributi
     if not code:
         return Attribution("none")
     wanted = code.strip().upper()
-    creator = connection.execute(CREATOR, {"code": wanted}).scalar()
+    creator = connection.execute(CREATOR, {"code": wanted}).first()
     if creator is not None:
-        return Attribution("creator", creator)
+        # A creator buying with their own code earns nothing, whichever address variant they use.
+        if buyer.email_normalized is not None and (
+            normalize_email(creator.email) == buyer.email_normalized
+        ):
+            return Attribution("self_referral", creator.code)
+        return Attribution("creator", creator.code)
     advocate = connection.execute(ADVOCATE, {"shop_id": buyer.shop_id, "code": wanted}).first()
     if advocate is None:
         return Attribution("unknown_code")

@@ -160,6 +160,8 @@ class LifecycleSummary:
     emails_failed: int
     credits: dict[str, int]
     stage: str = "completed"
+    # Who the purchase was credited to: `self_referral` says why a used code earned nothing.
+    attribution: str = "none"
 
 
 @dataclass
