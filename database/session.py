@@ -8,7 +8,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, Row, create_engine, event
+from sqlalchemy import Engine, Row, create_engine, event, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -33,15 +33,20 @@ def make_engine(url: str) -> Engine:
     address) stay out of its error messages, which reach activity failures and the workflow
     history, and out of the statement log."""
     if url.startswith("sqlite"):
-        path = url.split("///", 1)[-1]
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        _make_sqlite_folder(url)
         engine = create_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     return create_engine(
         url, pool_size=10, max_overflow=10, pool_pre_ping=True, hide_parameters=True
     )
+
+
+def _make_sqlite_folder(url: str) -> None:
+    """A fresh checkout has no `.loyalloop/` yet: SQLite creates the file, not its folder."""
+    path = make_url(url).database
+    if url.startswith("sqlite") and path and path != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
@@ -71,4 +76,5 @@ def alembic_config(url: str) -> Config:
 
 def upgrade(url: str) -> None:
     """Apply every migration; the worker, the intake and the tests all start with this."""
+    _make_sqlite_folder(url)
     command.upgrade(alembic_config(url), "head")
