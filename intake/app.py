@@ -84,7 +84,8 @@ def create_app(
     async def lifecycle(shop_id: str, order_id: str, request: Request) -> JSONResponse:
         require_shop(keys.shop_for(request.headers.get("authorization")), shop_id)
         # no order id can hold what no id may (a NUL is a driver error on PostgreSQL)
-        timeline = await service.lifecycle(shop_id, order_id) if ID.match(order_id) else None
+        timeline = (await service.lifecycle(shop_id, order_id, settings.temporal_ui_url)
+                    if ID.match(order_id) else None)
         if timeline is None:
             raise EventRejected(404, "order_id", f"no purchase {order_id!r} for this shop")
         return JSONResponse(jsonable_encoder(timeline))

@@ -320,7 +320,10 @@ class LifecycleService:
                 )
             )
 
-    async def lifecycle(self, shop_id: str, order_id: str) -> dict[str, object] | None:
+    async def lifecycle(
+        self, shop_id: str, order_id: str, ui_url: str
+    ) -> dict[str, object] | None:
+        """The lifecycle as support sees it, its Temporal UI link at `ui_url`."""
         from support.inspect import inspect_lifecycle
 
-        return await inspect_lifecycle(self.sessions, self.client, shop_id, order_id)
+        return await inspect_lifecycle(self.sessions, self.client, shop_id, order_id, ui_url)
