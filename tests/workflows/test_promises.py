@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Connection, func, select
 from sqlalchemy.orm import Session, sessionmaker
+from temporalio.api.enums.v1 import EventType
 from temporalio.testing import WorkflowEnvironment
 
 import ledger.referrals
@@ -156,8 +157,9 @@ async def test_a_repeat_placed_after_the_window_earns_nothing_in_an_open_lifecyc
     env: WorkflowEnvironment, sessions: sessionmaker[Session], templates_dir: Path,
     tmp_path: Path,
 ):
-    """The lifecycle judges a repeat by when it was placed, not only by whether the intake still
-    routes to it: one held open past its window (a long hold) credits nothing placed after."""
+    """A lifecycle held open past its window (a long hold): the intake does not tell it of a
+    repeat placed after the window, and told anyway (a late or stray signal), the lifecycle
+    judges the repeat by when it was placed and credits nothing."""
     rules = _rules_file(tmp_path, hold_days=200)
     async with LifecycleKit.running(env, sessions, templates_dir, rules_file=rules) as kit:
         creator = kit.add_creator("MAYA")
@@ -165,6 +167,10 @@ async def test_a_repeat_placed_after_the_window_earns_nothing_in_an_open_lifecyc
         await kit.env.sleep(timedelta(days=181))
         status = await first.query(PurchaseLifecycle.status)
         assert status.stage == "holding_credits"
+        await kit.buy(await kit.placed_now("w-3203", "c-open", total="200.00", skus=["FILTER-3"]))
+        history = await kit.client.get_workflow_handle(first.id).fetch_history()
+        assert not [e for e in history.events
+                    if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED]
         late = (await kit.now()).isoformat()
         await kit.client.get_workflow_handle(first.id).signal(
             PurchaseLifecycle.repeat_purchase, RepeatPurchase("w-3202", "200.00", "249.00", late)
