@@ -10,6 +10,7 @@ import json
 import re
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -62,10 +63,31 @@ class Settings(BaseSettings):
     metrics_port: int | None = Field(None, validation_alias="LOYALLOOP_METRICS_PORT")
 
     def rules(self) -> LifecycleRules:
-        """The schedule and reward rules every new lifecycle is started with."""
-        overrides = json.loads(self.rules_file.read_text()) if self.rules_file else {}
+        """The schedule and reward rules every new lifecycle is started with. A rules file that
+        cannot be read or is wrong is a ValueError naming the file and what is wrong."""
+        overrides = self._rules_overrides()
         overrides.setdefault("day_seconds", self.day_seconds)
-        return LifecycleRules.from_dict(overrides)
+        try:
+            return LifecycleRules.from_dict(overrides)
+        except (ValueError, TypeError) as error:
+            raise ValueError(f"LOYALLOOP_RULES_FILE {self.rules_file}: {error}") from None
+
+    def _rules_overrides(self) -> dict[str, Any]:
+        if self.rules_file is None:
+            return {}
+        where = f"LOYALLOOP_RULES_FILE {self.rules_file}"
+        try:
+            raw = json.loads(self.rules_file.read_text())
+        except OSError as error:
+            raise ValueError(f"{where}: {error.strerror}") from None
+        except UnicodeDecodeError:
+            raise ValueError(f"{where}: not UTF-8 text") from None
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{where}: not valid JSON ({error.msg} at line {error.lineno} "
+                             f"column {error.colno})") from None
+        if not isinstance(raw, dict):
+            raise ValueError(f"{where}: must be a JSON object of rules")
+        return raw
 
     def shop_key_map(self) -> dict[str, str]:
         keys = _pairs(self.shop_keys, "LOYALLOOP_SHOP_KEYS")
@@ -95,6 +117,7 @@ class Settings(BaseSettings):
     def check_for_worker(self) -> None:
         """Start-up checks of `loyalloop worker`: raises ValueError, one line, naming the
         setting to fix."""
+        self.rules()
         self._check_link_secret()
 
     def check_for_intake(self) -> None:
@@ -109,6 +132,7 @@ class Settings(BaseSettings):
                     f"LOYALLOOP_SHOPIFY_DOMAINS: shop {shop!r} has a Shopify secret but no "
                     f"domain: add '{shop}:<store>.myshopify.com'"
                 )
+        self.rules()
         self._check_link_secret()
 
     def _check_link_secret(self) -> None:
