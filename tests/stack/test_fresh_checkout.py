@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import pytest
 
 LOYALLOOP = Path(sys.executable).parent / "loyalloop"
@@ -29,3 +30,19 @@ def test_first_commands_create_the_data_folder(tmp_path: Path, args: list[str], 
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == says
     assert (folder / "loyalloop.db").exists()
+
+
+def test_actor_defaults_to_the_login_name_where_user_is_unset(monkeypatch: pytest.MonkeyPatch):
+    """Containers and cron jobs often have no $USER: an audited action still knows who acted."""
+    import pwd
+
+    from cli.acting import _login_name
+    from cli.support import cancel
+
+    monkeypatch.delenv("USER", raising=False)
+    monkeypatch.delenv("LOGNAME", raising=False)
+    assert _login_name() == pwd.getpwuid(os.getuid()).pw_name
+    monkeypatch.setenv("USER", "ana.support")
+    assert _login_name() == "ana.support"
+    [actor] = [p for p in cancel.params if p.name == "actor"]
+    assert actor.get_default(click.Context(cancel), call=True) == "ana.support"
