@@ -27,7 +27,7 @@ from activities.failures import without_personal_data
 from activities.purchases import purchase_not_found
 from activities.redact import Redactor
 from database.models import Creator, Customer, EmailSend, Purchase, skus_of
-from database.session import AnyRow, engine_of
+from database.session import AnyRow, engine_of, lock_for_decision
 from messages.context import build_context, unsubscribe_url
 from messages.render import Rendered, TemplateProblem, TemplateRenderer
 from messages.senders import Message, Sender, SendError
@@ -102,6 +102,7 @@ class EmailActivities:
     def send_step(self, req: SendStep) -> StepResult:
         now = datetime.fromisoformat(req.now)
         with self.engine.begin() as connection:
+            lock_for_decision(connection)
             outcome = self._claim(connection, req, now)
             if isinstance(outcome, _Claimed) and self.sender.name == "outbox":
                 outcome = self._keep_in_outbox(connection, outcome, now)

@@ -8,7 +8,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, Row, create_engine, event, make_url
+from sqlalchemy import Connection, Engine, Row, create_engine, event, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -55,6 +55,17 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyp
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
+
+
+def lock_for_decision(connection: Connection) -> None:
+    """Serialize a read-then-write decision on SQLite as the row locks do on PostgreSQL: SQLite
+    has no row locks (FOR UPDATE is dropped) and pysqlite begins a transaction only at its first
+    write, so two decisions could both read "not sent yet". BEGIN IMMEDIATE takes the database's
+    write lock before the first read; WAL readers are not blocked."""
+    if connection.dialect.name != "sqlite":
+        return
+    if not connection.connection.dbapi_connection.in_transaction:  # type: ignore[union-attr]
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

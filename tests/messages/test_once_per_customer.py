@@ -186,9 +186,7 @@ class DecidingTogether(EmailActivities):
 
 
 def test_two_decisions_at_the_same_moment_send_the_prompt_once(
-    request: pytest.FixtureRequest,
     sessions: sessionmaker[Session],
-    database_url: str,
     fake_sendgrid: FakeSendGrid,  # noqa: F811
 ) -> None:
     # Both lifecycles start deciding together; each, having read the step's rows, waits for the
@@ -196,19 +194,10 @@ def test_two_decisions_at_the_same_moment_send_the_prompt_once(
     # keeps the second from reading until the first has committed its claim, so the barrier
     # times out and the second sees the claim. Without the locks both read "nothing sent", pass
     # the barrier together and both send.
-    # SQLite has no FOR UPDATE (SQLAlchemy leaves it out) and nothing else serializes the
-    # decision: pysqlite opens its transaction only at the first write, so both reads see
-    # "nothing sent", the writes then take SQLite's one write lock in turn and both claim and
-    # send. The locks cannot matter there, and the promise does not hold there under this
-    # overlap: a strict expected failure until the claim's transaction begins IMMEDIATE.
-    if database_url.startswith("sqlite"):
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="SQLite: two decisions that overlap both send (no lock before the first "
-                "write; the claim's transaction needs BEGIN IMMEDIATE)",
-            )
-        )
+    # SQLite has no FOR UPDATE (SQLAlchemy leaves it out) and pysqlite opens its transaction
+    # only at the first write: there the claim's transaction begins IMMEDIATE
+    # (`database.session.lock_for_decision`), taking the write lock before the first read, so
+    # the second waits in the same way. Without that both read "nothing sent" and both send.
     fake_sendgrid.reply = Reply(202, delay_s=0.5)
     shop, orders = two_purchases(sessions)
     DecidingTogether.barrier = threading.Barrier(2, timeout=3)
