@@ -31,7 +31,7 @@ async def test_happy_path_sends_every_step_at_ten_local_and_approves_the_referra
 
     summary = await handle.result()
 
-    assert summary == LifecycleSummary(4, {}, 0, {"approved": 1}, "completed")
+    assert summary == LifecycleSummary(4, {}, 0, {"approved": 1}, "completed", "creator")
     emails = kit.emails(handle.id)
     assert [e.step for e in emails] == STEPS
     lisbon = ZoneInfo("Europe/Lisbon")
