@@ -10,7 +10,7 @@ NODE_DEPS := node_modules/.bin/prism
 # Extra arguments for `loyalloop dev`, e.g. `make dev ARGS="--day-seconds 2"`.
 ARGS ?=
 
-.PHONY: dev test lint typecheck templates-check compose-check pytest system-deps venv clean
+.PHONY: dev test lint typecheck templates-check compose-check pytest system-deps venv clean mutation
 
 dev: $(PY_DEPS)
 	$(BIN)/loyalloop dev $(ARGS)
@@ -71,6 +71,15 @@ compose-check:
 
 pytest: $(PY_DEPS) $(NODE_DEPS)
 	$(BIN)/pytest -q -rs
+
+# Mutation testing (docs/testing.md, "Mutation testing"): not part of `make test` (an hour or more
+# on two shared cores). Mutants are written to ./mutants/ (gitignored), never to the sources.
+# `make mutation MUTANTS="ledger.* intake.store.*"` runs only those; a second run resumes.
+MUTANTS ?=
+mutation: $(PY_DEPS)
+	nice -n 19 $(BIN)/mutmut run --max-children 2 $(MUTANTS)
+	$(BIN)/python -m tests.mutation.scores mutants
+	$(BIN)/mutmut results
 
 clean:
 	rm -rf $(VENV) node_modules .mypy_cache .ruff_cache
