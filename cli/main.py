@@ -6,10 +6,13 @@ Bad input ends in a one-line message and a non-zero exit, never a stack trace.
 from __future__ import annotations
 
 import contextlib
+import os
+import sys
 from collections.abc import Iterator
 
 import click
 
+from cli import output
 from cli.common import fail, settings_or_fail
 
 
@@ -53,7 +56,12 @@ def temporal_or_fail() -> Iterator[None]:
     try:
         yield
     except (TemporalUnreachable, SearchAttributesMissing) as error:
-        fail(str(error), code=1)
+        click.echo(f"error: {output.safe(str(error))}", err=True)
+        # Nothing is left to clean up, and the SDK's native threads can still call into Python
+        # while the interpreter finalizes (a fatal error seen under load): leave at once.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(1)
 
 
 @main.group()
