@@ -47,9 +47,10 @@ class FaultDatabase:
     admin_url: str
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def fault_database() -> Iterator[FaultDatabase]:
-    """A fresh, migrated PostgreSQL database (the faults are PostgreSQL's, not SQLite's)."""
+    """A fresh, migrated PostgreSQL database (the faults are PostgreSQL's, not SQLite's), one
+    per module: the fault run is made once and judged by several tests."""
     if not _postgres_available():
         pytest.skip(f"PostgreSQL not reachable at {POSTGRES_ADMIN_URL}: fault suite skipped")
     with throwaway_database(POSTGRES_ADMIN_URL, "loyalloop_faults") as url:

@@ -100,7 +100,7 @@ class Story:
     shop_id: str
     creator: str
     workflow_ids: list[str] = field(default_factory=list)
-    began_at: float = 0.0
+    began_at: float = 0.0  # wall clock, like every time the verdict compares
     repeated_at: float | None = None
     stopped_at: float | None = None
     stuck: str | None = None
@@ -145,7 +145,7 @@ class Story:
 
     async def play(self, intake: CrashingIntake, shop: Retries, watcher: Watcher) -> None:
         first = self.purchase(self.first, "60.00", "KETTLE-1", self.creator)
-        self.began_at = time.monotonic()
+        self.began_at = time.time()
         await shop(lambda: intake.accept_purchase(first))
         self.workflow_ids.append(workflow_id_for(self.shop_id, self.first))
         if self.kind == "refund_early":
@@ -154,7 +154,7 @@ class Story:
             await self._until(watcher.until_decided(self.first, "day_1"), "day_1 of the first")
             event = UnsubscribeEvent(shop_id=self.shop_id, customer_id=self.customer_id)
             await shop(lambda: intake.accept_unsubscribe(event))
-            self.stopped_at = time.monotonic()
+            self.stopped_at = time.time()
         elif self.kind == "cancel":
             await self._until(watcher.until_decided(self.first, "day_1"), "day_1 of the first")
             handle = intake.client.get_workflow_handle(self.workflow_ids[0])
@@ -169,7 +169,7 @@ class Story:
                 return True
 
             if await shop(cancel):
-                self.stopped_at = time.monotonic()
+                self.stopped_at = time.time()
             else:
                 # Day 1 was held up past every later step (an outage on a compressed day): the
                 # lifecycle sent them all and closed before the shop could cancel. Nothing to stop.
@@ -177,7 +177,7 @@ class Story:
         elif self.kind.startswith("repeat"):
             await self._until(watcher.until_decided(self.first, "day_1"), "day_1 of the first")
             repeat = self.purchase(self.repeat, "250.00", "GRINDER-2", None)
-            self.repeated_at = time.monotonic()
+            self.repeated_at = time.time()
             await shop(lambda: intake.accept_purchase(repeat))
             self.workflow_ids.append(workflow_id_for(self.shop_id, self.repeat))
             if self.kind == "repeat_then_refund_it":
@@ -208,7 +208,7 @@ class Story:
             shop_id=self.shop_id, order_id=order_id, amount=Decimal(amount), reason="returned"
         )
         await shop(lambda: intake.accept_refund(event))
-        self.stopped_at = time.monotonic()
+        self.stopped_at = time.time()
 
     # What must be true at the end.
 

@@ -5,7 +5,10 @@ through the real SendGrid sender to a provider that rate-limits, fails, hangs an
 Meanwhile the worker is SIGKILLed and restarted, every app connection to PostgreSQL is cut every
 few seconds, and the intake dies between storing a purchase and starting (or routing) it.
 Afterwards every email is counted at the provider by idempotency key and in `email_send`, every
-credit in the ledger; any loss or unexplained duplicate fails the run. See docs/testing.md.
+credit in the ledger, and the run is judged (tests/faults/verdict.py) by two tests sharing it:
+one demands everything but the known late-accept window, the other (a strict expected failure
+until the provider can be asked before a resend) demands no duplicate at all. See
+docs/testing.md, "The fault suite's verdict".
 
     LOYALLOOP_FAULT_LIFECYCLES=2000 LOYALLOOP_FAULT_KILLS=20 .venv/bin/pytest -s tests/faults
 """
@@ -18,7 +21,7 @@ import random
 import time
 import uuid
 from collections import Counter
-from pathlib import Path
+from dataclasses import dataclass
 
 import pytest
 from sqlalchemy import select
@@ -26,16 +29,30 @@ from temporalio.testing import WorkflowEnvironment
 
 from database.models import Creator, Credit, EmailSend
 from database.session import make_engine, make_sessionmaker
-from tests.faults.chaos import ConnectionCutter, CrashingIntake, Retries, run_chaos
+from intake.store import workflow_id_for
+from tests.faults.chaos import (
+    ConnectionCutter,
+    CrashingIntake,
+    Retries,
+    install_audit,
+    read_audit,
+    run_chaos,
+)
 from tests.faults.conftest import FaultDatabase
 from tests.faults.fake_sendgrid import FaultySendGrid
 from tests.faults.stories import KINDS, RULES, Story, Watcher
 from tests.faults.verdict import (
+    CRASH_POINTS,
+    INTAKE_APP,
+    FaultPlan,
+    FaultsSeen,
+    Trail,
     Verdict,
     judge_duplicates,
     judge_emails,
+    judge_faults,
     judge_stories,
-    sends_in_flight_at_cancel,
+    sends_in_flight_at_stop,
 )
 from tests.faults.worker_process import WorkerProcess
 from workflows.contract import LifecycleSummary
@@ -45,6 +62,15 @@ KILLS = int(os.environ.get("LOYALLOOP_FAULT_KILLS", "5"))
 CHAOS_PHASE_S = float(os.environ.get("LOYALLOOP_FAULT_PHASE_S", "25"))
 SEED = int(os.environ.get("LOYALLOOP_FAULT_SEED") or random.randrange(1_000_000))
 SENDGRID_CLIENT_TIMEOUT_S = 10.0  # SendGridSender's default, which make_sender uses
+# Planned provider faults on steps that must go out (plain stories): each run sends these
+# emails twice through the known window, so the zero-duplicate test fails for its one reason.
+DROPPED_202S = 3
+LATE_ACCEPTS = 2
+ZERO_DUPLICATES_BLOCKED = (
+    "the late-accept window: SendGrid accepted a copy the app never recorded (its answer lost, or "
+    "the worker killed or its commit cut after the 202) and the retry sends again, because "
+    "there is no provider confirmation to check before resending (issue 18 §3)"
+)
 
 
 def build_stories(shop_id: str, creator: str) -> list[Story]:
@@ -56,6 +82,7 @@ def build_stories(shop_id: str, creator: str) -> list[Story]:
 
 
 def plan_intake_crashes(stories: list[Story], rng: random.Random) -> dict[str, str]:
+    """Random crashes, and at least one at each point (the verdict asks each to fire)."""
     crashes: dict[str, str] = {}
     for story in stories:
         draw = rng.random()
@@ -64,15 +91,44 @@ def plan_intake_crashes(stories: list[Story], rng: random.Random) -> dict[str, s
         elif draw < 0.15:
             crashes[story.first] = "started"
         if story.kind.startswith("repeat") and rng.random() < 0.3:
-            crashes[story.repeat] = rng.choice(["stored", "started", "routed"])
+            crashes[story.repeat] = rng.choice(list(CRASH_POINTS))
+    for point in CRASH_POINTS:
+        if point in crashes.values():
+            continue
+        if point == "routed":
+            orders = (s.repeat for s in stories if s.kind.startswith("repeat"))
+        else:
+            orders = (s.first for s in stories)
+        crashes[next(o for o in orders if o not in crashes)] = point
     return crashes
 
 
-@pytest.mark.faults
-@pytest.mark.timeout(1800)
-async def test_every_email_and_credit_exactly_once_under_faults(
-    dev_server: WorkflowEnvironment, fault_database: FaultDatabase, tmp_path: Path
-):
+def plan_provider_faults(stories: list[Story]) -> dict[str, str]:
+    """Idempotency key → a fault that always fires: a dropped 202 on day 7 of the first plain
+    stories, a late accept on day 21 of the next."""
+    plain = [s for s in stories if s.kind == "plain"]
+    faults = {
+        workflow_id_for(s.shop_id, s.first) + ":day_7": "drop_202" for s in plain[:DROPPED_202S]
+    }
+    late = plain[DROPPED_202S : DROPPED_202S + LATE_ACCEPTS]
+    faults.update({workflow_id_for(s.shop_id, s.first) + ":day_21": "late_accept" for s in late})
+    return faults
+
+
+@dataclass
+class FaultRun:
+    verdict: Verdict
+    api_key: str
+    worker_logs: str
+
+
+@pytest.fixture(scope="module")
+async def fault_run(
+    dev_server: WorkflowEnvironment,
+    fault_database: FaultDatabase,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> FaultRun:
+    """The one expensive chaos run, judged once, for every test of this module."""
     rng = random.Random(SEED)
     run = uuid.uuid4().hex[:8]
     shop_id, creator = f"faults-{run}", f"CHAOS{run.upper()}"
@@ -81,19 +137,27 @@ async def test_every_email_and_credit_exactly_once_under_faults(
         "LOYALLOOP_TASK_QUEUE": f"lifecycles-{run}",
         "LOYALLOOP_EMAIL_TASK_QUEUE": f"emails-{run}",
     }
-    provider = FaultySendGrid(api_key, seed=SEED, client_timeout_s=SENDGRID_CLIENT_TIMEOUT_S)
-    engine = make_engine(fault_database.url)
+    stories = build_stories(shop_id, creator)
+    planned = FaultPlan(
+        intake=plan_intake_crashes(stories, rng),
+        kills=KILLS,
+        provider=plan_provider_faults(stories),
+    )
+    provider = FaultySendGrid(
+        api_key, seed=SEED, client_timeout_s=SENDGRID_CLIENT_TIMEOUT_S, planned=planned.provider
+    )
+    install_audit(fault_database.url)
+    engine = make_engine(f"{fault_database.url}?application_name={INTAKE_APP}")
     sessions = make_sessionmaker(engine)
     with sessions.begin() as session:
         session.add(Creator(code=creator, name="Chaos Creator", email="chaos@creators.example"))
-    stories = build_stories(shop_id, creator)
     intake = CrashingIntake(
         sessions,
         dev_server.client,
         task_queue=queues["LOYALLOOP_TASK_QUEUE"],
         email_task_queue=queues["LOYALLOOP_EMAIL_TASK_QUEUE"],
         rules=RULES,
-        crashes=plan_intake_crashes(stories, rng),
+        crashes=planned.intake,
     )
     shop, watcher, stop = Retries(), Watcher(sessions, shop_id), asyncio.Event()
     cutter = ConnectionCutter(fault_database.admin_url, fault_database.name)
@@ -110,7 +174,7 @@ async def test_every_email_and_credit_exactly_once_under_faults(
                 "LOYALLOOP_SEND_RATE": "1000",
                 **queues,
             },
-            tmp_path,
+            tmp_path_factory.mktemp("fault-worker"),
         )
         worker.start()
         provider.outage_for(start_in_s=6.0, length_s=4.0)
@@ -140,6 +204,8 @@ async def test_every_email_and_credit_exactly_once_under_faults(
             for r in session.scalars(select(EmailSend).where(EmailSend.shop_id == shop_id))
         }
         ledger = list(session.scalars(select(Credit).where(Credit.shop_id == shop_id)))
+    with engine.connect() as connection:
+        written = read_audit(connection)
     engine.dispose()
     log = provider.log
     verdict = Verdict()
@@ -149,34 +215,82 @@ async def test_every_email_and_credit_exactly_once_under_faults(
             verdict.problems.append(f"{handle.id} did not complete: {result!r}")
         else:
             stage_of[handle.id] = result.stage
-    in_flight = await sends_in_flight_at_cancel(dev_server.client, stories)
-    judge_stories(verdict, stories, rows, log, stage_of, ledger, in_flight)
-    judge_emails(verdict, stories, rows, log, stage_of, worker.kills, cutter.sweeps)
-    judge_duplicates(verdict, rows, log, worker.kills, cutter.sweeps)
+    trail = Trail(
+        written,
+        worker.incarnations,
+        cutter.cuts,
+        await sends_in_flight_at_stop(dev_server.client, stories),
+    )
+    judge_faults(
+        verdict,
+        planned,
+        FaultsSeen(
+            intake.fired, worker.kills, cutter.cuts, log.fired, log.outage_503s, worker.incarnations
+        ),
+    )
+    judge_stories(verdict, stories, rows, log, stage_of, ledger, trail)
+    judge_emails(verdict, stories, rows, log, stage_of, trail)
+    judge_duplicates(verdict, rows, log, trail)
 
     counts, problems = verdict.counts, verdict.problems
     copies = sum(map(len, log.accepted.values()))
+    on_its_way = {k.split(":", 1)[1]: n for k, n in counts.items() if k.startswith("on_its_way:")}
+    unrecorded = {k.split("_", 1)[1]: n for k, n in counts.items() if k.startswith("unrecorded_")}
     print(
         f"\nfault run seed={SEED}: {len(handles)} lifecycles of {len(stories)} customers "
         f"in {elapsed:.0f} s\n"
         f"  stories: {dict(Counter(s.kind for s in stories))}\n"
         f"  emails: must send {counts['must_send']} (+{counts['on_its_way_at_stop']} on their way "
-        f"when a stop landed); recorded sent {counts['recorded_sent']}, skipped "
+        f"when a stop landed: {on_its_way}); recorded sent {counts['recorded_sent']}, skipped "
         f"{counts['recorded_skipped']}, closed by a stop {counts['closed_by_a_stop']}, "
         f"in flight at a stop {counts['in_flight_at_a_stop']}\n"
         f"  provider: accepted {len(log.accepted)} keys, {copies} copies; answers "
-        f"{dict(log.outcomes)}; faulty keys {dict(Counter(log.faults.values()))}\n"
-        f"  duplicates in the known 202-before-commit window: {dict(verdict.window)}; "
-        f"other duplicates: {sum(p.startswith('duplicate') for p in problems)}\n"
+        f"{dict(log.outcomes)}; faulty keys {dict(Counter(log.faults.values()))}; planned "
+        f"{dict(Counter(planned.provider.values()))}, fired {dict(Counter(log.fired.values()))}; "
+        f"outage 503s {log.outage_503s}\n"
+        f"  duplicates: {len(verdict.duplicates)}; excused by per-key evidence of the "
+        f"late-accept window {dict(verdict.window)}; unexcused "
+        f"{sum(p.startswith('duplicate') for p in problems)}; copies the app recorded unsent, "
+        f"excused {unrecorded}\n"
         f"  credits: {dict(Counter(c.status for c in ledger))} "
         f"{dict(Counter(c.milestone.split(':')[0] for c in ledger))}\n"
-        f"  worker: {len(worker.kills)} SIGKILLs, {worker.crashes} died on its own, "
-        f"{worker.starts} starts; PostgreSQL: {len(cutter.sweeps)} cuts, "
-        f"{cutter.terminated} connections terminated\n"
-        f"  intake crashes: {dict(intake.crashed)}; shop retries: {dict(shop.counts)}\n"
-        f"  problems: {len(problems)}"
+        f"  worker: {len(worker.kills)} SIGKILLs of {KILLS}, {worker.crashes} died on its own "
+        f"({counts['worker_died_at_start_by_a_cut']} at start by a cut), {worker.starts} "
+        f"starts; PostgreSQL: {len(cutter.cuts)} cuts, {cutter.terminated} connections "
+        f"terminated ({dict(sum((Counter(c.terminated) for c in cutter.cuts), Counter()))}); "
+        f"audited writes {len(written)}\n"
+        f"  intake crashes: planned {dict(Counter(planned.intake.values()))}, fired "
+        f"{dict(intake.crashed)}; shop retries: {dict(shop.counts)}\n"
+        f"  excuses ({len(verdict.excuses)}):"
     )
+    print(
+        "\n".join(
+            f"    {'duplicate' if e.duplicate else 'unrecorded'} {e.key} [{e.kind}] {e.evidence}"
+            for e in verdict.excuses
+        )
+    )
+    print(f"  problems: {len(problems)}")
     print("\n".join(f"    {p}" for p in problems[:40]))
-    assert api_key not in worker.logs(), "the SendGrid API key reached the worker's log"
+    return FaultRun(verdict, api_key, worker.logs())
+
+
+@pytest.mark.faults
+@pytest.mark.timeout(1800)
+async def test_every_email_and_credit_exactly_once_but_the_known_window(fault_run: FaultRun):
+    """Everything the promise says, except duplicates with per-key evidence of the late-accept
+    window (counted and shown): nothing missing, no unexplained duplicate, every credit once,
+    every story ended right, every planned fault fired."""
+    assert fault_run.api_key not in fault_run.worker_logs, "the SendGrid API key reached the log"
+    problems = fault_run.verdict.problems
     assert not problems, f"{len(problems)} problems, first: {problems[:5]}"
-    assert sum(intake.crashed.values()) > 0 and len(worker.kills) == KILLS and cutter.terminated > 0
+
+
+@pytest.mark.faults
+@pytest.mark.timeout(1800)
+# The planned dropped 202s make every run send some emails twice today, so this fails as
+# expected. The day issue 18 §3 lets the sender ask the provider before resending, it passes,
+# strict=True turns that into a failure, and this marker must be removed.
+@pytest.mark.xfail(strict=True, reason=ZERO_DUPLICATES_BLOCKED)
+async def test_no_email_sent_twice(fault_run: FaultRun):
+    duplicates = fault_run.verdict.duplicates
+    assert not duplicates, f"{len(duplicates)} emails sent twice: {duplicates[:5]}"
