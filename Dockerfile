@@ -6,17 +6,22 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    UV_NO_CACHE=1 \
+    UV_LINK_MODE=copy \
+    UV_PROJECT_ENVIRONMENT=/opt/loyalloop \
+    PATH=/opt/loyalloop/bin:$PATH \
     LOYALLOOP_TEMPLATES_DIR=/app/templates
 
 WORKDIR /src
-# Dependencies first, so a code change does not reinstall them.
-COPY pyproject.toml ./
-RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
-        > /tmp/requirements.txt \
-    && pip install -r /tmp/requirements.txt
+# The runtime pins of uv.lock first (no dev group, no Temporal binaries), so a code change does
+# not reinstall them; uv at the version the lock pins for it, removed once it has done its work.
+COPY pyproject.toml uv.lock ./
+RUN pip install "uv==$(sed -n '/^name = "uv"$/{n;s/^version = "\(.*\)"$/\1/p;}' uv.lock)" \
+    && uv sync --locked --no-dev --no-install-project
 
 COPY . .
-RUN pip install --no-deps . \
+RUN uv sync --locked --no-dev --no-editable \
+    && pip uninstall --yes uv \
     && mkdir -p /app \
     && cp -r templates /app/templates \
     && rm -rf /src \

@@ -19,10 +19,15 @@ test: $(PY_DEPS) $(NODE_DEPS) system-deps lint typecheck templates-check compose
 
 venv: $(PY_DEPS)
 
-$(PY_DEPS): pyproject.toml
+# Installs exactly what uv.lock pins (the dev group included, the project editable) and fails if
+# pyproject.toml changed without `uv lock`. uv itself comes from PyPI at the version uv.lock pins
+# for it, so the lock stays the one list of versions.
+UV_VERSION = $(shell sed -n '/^name = "uv"$$/{n;s/^version = "\(.*\)"$$/\1/p;}' uv.lock)
+$(PY_DEPS): pyproject.toml uv.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/uv --version 2>/dev/null | grep -qx 'uv $(UV_VERSION)' \
+	  || $(BIN)/python -m pip install --quiet 'uv==$(UV_VERSION)'
+	UV_PROJECT_ENVIRONMENT=$(VENV) $(BIN)/uv sync --locked --quiet --python $(BIN)/python
 	touch $@
 
 # Prism serves SendGrid's Mail Send contract for the sender tests (pinned in package-lock.json).
@@ -55,7 +60,7 @@ lint: $(PY_DEPS)
 	$(BIN)/ruff check --output-format concise .
 
 typecheck: $(PY_DEPS)
-	$(BIN)/mypy workflows/ activities/
+	$(BIN)/mypy workflows/ activities/ ledger/ database/
 
 templates-check: $(PY_DEPS)
 	$(BIN)/loyalloop templates check

@@ -7,6 +7,7 @@ result down; nothing else reads the environment.
 from __future__ import annotations
 
 import json
+import os
 import re
 from functools import lru_cache
 from pathlib import Path
@@ -18,7 +19,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from workflows.rules import LifecycleRules
 
 ROOT = Path(__file__).resolve().parent
-DATA_DIR = ROOT / ".loyalloop"
+# Relative, so the working directory's: an installed package never writes into site-packages,
+# and two checkouts never share a database. `loyalloop dev` leaves its settings in DEV_ENV.
+DATA_DIR = Path(".loyalloop")
+DEV_ENV = DATA_DIR / "dev.env"
+DEV_PID = "LOYALLOOP_DEV_PID"
 # Public (it is in this file), so it signs links only where they never leave the machine:
 # `loyalloop dev`, `simulate`, the tests and the benchmark. The worker and the intake refuse it.
 DEV_LINK_SECRET = "dev-only-link-secret"
@@ -37,18 +42,33 @@ class Settings(BaseSettings):
     temporal_api_key: SecretStr | None = None
     temporal_ui_url: str = Field("http://localhost:8233", validation_alias="LOYALLOOP_TEMPORAL_UI")
 
-    database_url: str = f"sqlite:///{DATA_DIR / 'loyalloop.db'}"
+    database_url: str = Field(
+        default_factory=lambda: f"sqlite:///{(DATA_DIR / 'loyalloop.db').resolve()}"
+    )
 
     sendgrid_api_key: SecretStr | None = None
     sendgrid_host: str | None = None
     from_email: str = Field("hello@loyalloop.example", validation_alias="LOYALLOOP_FROM_EMAIL")
     send_rate_per_second: float = Field(50.0, validation_alias="LOYALLOOP_SEND_RATE")
+    # SendGrid's Signed Event Webhook verification key (base64 DER, as its settings page shows
+    # it); without it `POST /webhooks/sendgrid` answers 404.
+    sendgrid_webhook_key: SecretStr | None = Field(
+        None, validation_alias="LOYALLOOP_SENDGRID_WEBHOOK_KEY"
+    )
+    # Wall-clock seconds, not lifecycle time: it waits on SendGrid's event delivery, which a
+    # compressed day does not make faster (docs/lifecycle.md: "A send SendGrid may have taken").
+    uncertain_send_wait: float = Field(
+        600.0, gt=0, validation_alias="LOYALLOOP_UNCERTAIN_SEND_WAIT"
+    )
 
-    shop_keys: str = Field("", validation_alias="LOYALLOOP_SHOP_KEYS")
-    shopify_secrets: str = Field("", validation_alias="LOYALLOOP_SHOPIFY_SECRETS")
+    # `shop:key,…` pairs: secrets, so never in a repr, a log line or an error
+    shop_keys: SecretStr = Field(SecretStr(""), validation_alias="LOYALLOOP_SHOP_KEYS")
+    shopify_secrets: SecretStr = Field(SecretStr(""), validation_alias="LOYALLOOP_SHOPIFY_SECRETS")
     shopify_domains: str = Field("", validation_alias="LOYALLOOP_SHOPIFY_DOMAINS")
     templates_dir: Path = Field(ROOT / "templates", validation_alias="LOYALLOOP_TEMPLATES_DIR")
     public_url: str = Field("https://loyalloop.example", validation_alias="LOYALLOOP_PUBLIC_URL")
+    # the query parameter a shop's storefront reads a referral code from (shops.json may say)
+    referral_param: str = Field("ref", validation_alias="LOYALLOOP_REFERRAL_PARAM")
     link_secret: SecretStr = Field(
         SecretStr(DEV_LINK_SECRET), validation_alias="LOYALLOOP_LINK_SECRET"
     )
@@ -90,7 +110,7 @@ class Settings(BaseSettings):
         return raw
 
     def shop_key_map(self) -> dict[str, str]:
-        keys = _pairs(self.shop_keys, "LOYALLOOP_SHOP_KEYS")
+        keys = _pairs(self.shop_keys.get_secret_value(), "LOYALLOOP_SHOP_KEYS")
         for shop, key in keys.items():
             if len(key) < MIN_SECRET_CHARS:
                 raise ValueError(
@@ -100,7 +120,7 @@ class Settings(BaseSettings):
         return keys
 
     def shopify_secret_map(self) -> dict[str, str]:
-        return _pairs(self.shopify_secrets, "LOYALLOOP_SHOPIFY_SECRETS")
+        return _pairs(self.shopify_secrets.get_secret_value(), "LOYALLOOP_SHOPIFY_SECRETS")
 
     def shopify_domain_map(self) -> dict[str, str]:
         """Each shop's `*.myshopify.com` domain, lower-cased: Shopify names it in
@@ -158,6 +178,31 @@ def _pairs(raw: str, name: str) -> dict[str, str]:
     return pairs
 
 
+def running_dev_env(path: Path = DEV_ENV) -> Path | None:
+    """`loyalloop dev`'s settings file while that dev runs; one left by a dev that was killed
+    (its process gone) is ignored, and the next dev overwrites it."""
+    try:
+        found = re.search(rf"^{DEV_PID}=(\d+)$", path.read_text(), re.MULTILINE)
+    except (OSError, UnicodeDecodeError):
+        return None
+    if found is None:
+        return None
+    try:
+        os.kill(int(found[1]), 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass  # alive, another user's
+    return path
+
+
 @lru_cache
 def get_settings() -> Settings:
-    return Settings()
+    """The environment over `.loyalloop/dev.env` (while `dev` runs here) over `.env`."""
+    dev_env = running_dev_env()
+    if dev_env is None:
+        return Settings()
+    settings = Settings(_env_file=(".env", dev_env))  # type: ignore[call-arg]
+    # dev's Temporal is local: credentials in `.env` for another one do not apply to it.
+    local = ("temporal_api_key", "temporal_tls_cert", "temporal_tls_key")
+    return settings.model_copy(update={f: None for f in local if f.upper() not in os.environ})

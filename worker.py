@@ -17,7 +17,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 from activities.emails import EmailActivities, EmailIdentity
 from activities.purchases import PurchaseActivities
-from database.session import make_engine, make_sessionmaker, upgrade
+from database.session import make_engine, make_sessionmaker, require_head
 from messages.render import TemplateRenderer
 from messages.senders import make_sender
 from settings import Settings, get_settings
@@ -59,6 +59,7 @@ def build_workers(
         EmailIdentity(
             settings.from_email, settings.public_url, settings.link_secret.get_secret_value()
         ),
+        timedelta(seconds=settings.uncertain_send_wait),
     )
     lifecycles = Worker(
         client,
@@ -89,8 +90,9 @@ def build_workers(
 
 
 async def run_workers(client: Client, settings: Settings, stop: asyncio.Event) -> None:
-    """Poll both task queues until `stop` is set, then finish in-flight tasks and return."""
-    upgrade(settings.database_url)
+    """Poll both task queues until `stop` is set, then finish in-flight tasks and return. Only
+    on a schema at the migrations' head: `loyalloop db upgrade` (or `dev`) migrates it."""
+    require_head(settings.database_url)
     engine = make_engine(settings.database_url)
     with ThreadPoolExecutor(max_workers=32) as executor:
         async with AsyncExitStack() as stack:

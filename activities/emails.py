@@ -5,14 +5,17 @@ unsubscribe or another lifecycle's once-per-customer send either landed before i
 or waits for it (and sees this email claimed). The outbox writes the message in that same
 transaction, which marks the step sent: exactly once, one commit. With SendGrid the transaction
 leaves the row `sending`, the request goes out, and a second one records the 202. SendGrid has
-no idempotency key, so two gaps remain, measured by the fault suite (docs/testing.md): the
-worker dying between SendGrid's 202 and our commit, and a 202 arriving after our client timed
-out. A dropped database connection at that commit is retried in place rather than resending.
+no idempotency key, so a retry that finds its own row still `sending` (the worker died, the 202
+was not recorded, or the call timed out after the request went out) does not resend at once:
+it answers `unconfirmed`, and the workflow asks again until SendGrid's event marks the row sent
+(the Event Webhook) or the wait is over (docs/lifecycle.md: "A send SendGrid may have taken").
+A dropped database connection at that commit is retried in place rather than resending.
 """
 
 from __future__ import annotations
 
 import time
+import urllib.error
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -26,7 +29,7 @@ from temporalio.exceptions import ApplicationError
 from activities.failures import without_personal_data
 from activities.purchases import purchase_not_found
 from activities.redact import Redactor
-from database.models import Creator, Customer, EmailSend, Purchase, skus_of
+from database.models import Creator, Customer, EmailSend, EmailSuppression, Purchase, skus_of
 from database.session import AnyRow, engine_of, lock_for_decision
 from messages.context import build_context, unsubscribe_url
 from messages.render import Rendered, TemplateProblem, TemplateRenderer
@@ -40,6 +43,8 @@ CONFIRM_ATTEMPTS = 4
 # How long another lifecycle's unconfirmed send of a once-per step makes this one wait; after
 # it, the claim counts as sent (its lifecycle may have stopped with the request out).
 CLAIM_WAIT = timedelta(minutes=2)
+# How long a send that may have reached SendGrid waits for its event before it is sent again.
+UNCONFIRMED_WAIT = timedelta(minutes=10)
 
 # The step's hot path runs prepared Core statements (compiled once, cached), like the intake's:
 # the ORM's unit of work cost more CPU than everything else the step does.
@@ -52,8 +57,11 @@ LOCKED_PURCHASE = (
         Customer.locale, Customer.referral_code, Customer.marketing_consent,
         Customer.unsubscribed_at, Customer.erased_at,
         Creator.name.label("creator_name"), Creator.code.label("creator_code"),
+        EmailSuppression.reason.label("suppressed_for"),
     )
     .join(Customer, Purchase.customer_pk == Customer.id)
+    .outerjoin(EmailSuppression, and_(EmailSuppression.shop_id == Customer.shop_id,
+                                      EmailSuppression.customer_id == Customer.customer_id))
     .outerjoin(
         Creator, and_(Purchase.attribution == "creator", Creator.code == Purchase.referrer_code)
     )
@@ -73,6 +81,8 @@ STEP_ROWS = (
 ADD_ROW = insert(EmailSend).returning(EmailSend.id)
 CHANGE_ROW = update(EmailSend).where(EmailSend.id == bindparam("row_id"))
 RECORD_ERROR = CHANGE_ROW.where(EmailSend.status.not_in(DONE))
+# The error of a request that may have reached SendGrid: the row stays `sending`, for its event.
+RECORD_UNCONFIRMED = CHANGE_ROW.where(EmailSend.status == "sending")
 
 
 @dataclass(frozen=True)
@@ -91,11 +101,13 @@ class EmailActivities:
         renderer: TemplateRenderer,
         sender: Sender,
         identity: EmailIdentity,
+        unconfirmed_wait: timedelta = UNCONFIRMED_WAIT,
     ) -> None:
         self.engine = engine_of(sessions)
         self.renderer = renderer
         self.sender = sender
         self.identity = identity
+        self.unconfirmed_wait = unconfirmed_wait
 
     @activity.defn
     @without_personal_data
@@ -125,6 +137,8 @@ class EmailActivities:
         row = next((r for r in rows if r.idempotency_key == req.key), None)
         if row is not None and row.status in DONE:
             return StepResult(req.step, row.status, row.skip_reason)
+        if unconfirmed := self._unconfirmed(req, row):
+            return unconfirmed
         step_row = _StepRow(connection, req, purchase, row)
         others = [r for r in rows if r.workflow_id != req.workflow_id and r.status in CLAIMED]
         reason = _skip_reason(req, purchase, others)
@@ -155,6 +169,23 @@ class EmailActivities:
             row_id, req.step, rendered, self._message(req, purchase, rendered), redact
         )
 
+    def _unconfirmed(self, req: SendStep, row: AnyRow | None) -> StepResult | None:
+        """An earlier attempt's send still `sending` may be with SendGrid: wait for its event
+        until `unconfirmed_wait` after the claim, then send again. Judged on the Temporal
+        server's clock, like the claim. The outbox commits its message with the row: no wait."""
+        if (
+            not req.wait_if_unconfirmed
+            or self.sender.name == "outbox"
+            or row is None
+            or row.status != "sending"
+            or row.decided_at is None
+        ):
+            return None
+        resend_at = row.decided_at + self.unconfirmed_wait
+        if activity.info().current_attempt_scheduled_time >= resend_at:
+            return None
+        return StepResult(req.step, "unconfirmed", claimed_at=row.decided_at, resend_at=resend_at)
+
     def _keep_in_outbox(
         self, connection: Connection, claimed: _Claimed, now: datetime
     ) -> StepResult | _Retry:
@@ -172,8 +203,13 @@ class EmailActivities:
         try:
             message_id = self.sender.send(None, claimed.row_id, claimed.message)
         except SendError as error:
+            status, text = _failure(error, claimed.redact)
             with self.engine.begin() as connection:
-                _record_error(connection, claimed.row_id, *_failure(error, claimed.redact))
+                if _may_have_reached_provider(error):
+                    connection.execute(RECORD_UNCONFIRMED,
+                                       {"row_id": claimed.row_id, "last_error": text})
+                else:
+                    _record_error(connection, claimed.row_id, status, text)
             return _outcome(claimed, error)
         self._confirm_sent(claimed, message_id, now)
         return StepResult(claimed.step, "sent")
@@ -195,6 +231,7 @@ class EmailActivities:
             referral_code=purchase.referral_code,
             creator={"name": purchase.creator_name, "code": creator} if creator else None,
             unsubscribe=unsubscribe,
+            public_url=self.identity.public_url,
         )
 
     def _message(self, req: SendStep, purchase: AnyRow, rendered: Rendered) -> Message:
@@ -207,6 +244,9 @@ class EmailActivities:
             text=rendered.text,
             idempotency_key=req.key,
             categories=(req.step, f"shop:{req.shop_id}"),
+            list_unsubscribe=unsubscribe_url(self.identity.public_url, self.identity.link_secret,
+                                             req.shop_id, purchase.customer_id),
+            shop_id=req.shop_id,
         )
 
     def _sent(self, claimed: _Claimed, message_id: str, now: datetime) -> dict[str, Any]:
@@ -308,6 +348,18 @@ def _failure(error: SendError, redact: Redactor) -> tuple[str, str]:
     return status, redact(f"provider {error.status}: {error}")[:2000]
 
 
+def _may_have_reached_provider(error: SendError) -> bool:
+    """Whether SendGrid may have taken a request that failed: it went out whole and no answer
+    came back (a timeout, a reset or closed connection). urllib wraps in URLError only what
+    fails before the request is written (refused, unresolvable, cut while writing), and an
+    HTTP status is SendGrid's own answer."""
+    return (
+        error.retryable
+        and error.status is None
+        and not isinstance(error.__cause__, urllib.error.URLError)
+    )
+
+
 def _outcome(claimed: _Claimed, error: SendError) -> StepResult | _Retry:
     if error.retryable:
         return _Retry("ProviderUnavailable", claimed.redact(str(error)))
@@ -322,6 +374,8 @@ def _skip_reason(req: SendStep, purchase: AnyRow, others: list[AnyRow]) -> str |
         return "order_refunded"
     if req.marketing and purchase.unsubscribed_at is not None:
         return "unsubscribed"
+    if req.marketing and purchase.suppressed_for is not None:
+        return f"suppressed_{purchase.suppressed_for}"  # SendGrid reported it (docs/email.md)
     if req.marketing and not purchase.marketing_consent:
         return "no_marketing_consent"
     if req.idempotency_key is not None:

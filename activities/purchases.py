@@ -19,7 +19,7 @@ from temporalio.exceptions import ApplicationError
 from activities.failures import without_personal_data
 from activities.schedule import days, long_past, step_due_at
 from database.models import Credit, Customer, EmailSend, Purchase, skus_of
-from database.session import AnyRow, engine_of
+from database.session import AnyRow, engine_of, lock_for_decision
 from database.upsert import InsertNew
 from ledger import credits, referrals
 from workflows.contract import (
@@ -73,6 +73,18 @@ EMAILS = select(EmailSend.status, EmailSend.skip_reason).where(
     EmailSend.workflow_id == bindparam("workflow_id")
 )
 CREDITS = select(Credit.status).where(Credit.workflow_id == bindparam("workflow_id"))
+# The refund's locks, in its order (intake/service.py: _store_refund).
+LOCK_CUSTOMER_OF = (
+    select(Customer.id)
+    .join(Purchase, Purchase.customer_pk == Customer.id)
+    .where(Purchase.shop_id == bindparam("shop_id"), Purchase.order_id == bindparam("order_id"))
+    .with_for_update(of=Customer)
+)
+REFUNDED = (
+    select(Purchase.refunded_amount > 0)
+    .where(Purchase.shop_id == bindparam("shop_id"), Purchase.order_id == bindparam("order_id"))
+    .with_for_update(of=Purchase)
+)
 ATTRIBUTION = select(Purchase.attribution).where(Purchase.workflow_id == bindparam("workflow_id"))
 
 
@@ -189,13 +201,28 @@ class PurchaseActivities:
     @activity.defn
     @without_personal_data
     def credit_milestones(self, req: CreditMilestones) -> list[CreditRecorded]:
+        """Credit what a repeat purchase earned. Its refund may have landed first (the signal
+        waited in the lifecycle's inbox while a send waited on SendGrid): the refund's own
+        reversal then ran before these credits existed, so they are reversed here, as it
+        would have reversed them. The repeat's rows are locked in the refund's order (customer,
+        then purchase), so a refund either committed before this read or waits for it and
+        finds the credits."""
         now = datetime.fromisoformat(req.now)
         referrer = credits.Referrer(req.referrer_kind, req.referrer_code)
-        with self.engine.begin() as connection:
+        with self.sessions.begin() as session:
+            connection = session.connection()
+            lock_for_decision(connection)
+            connection.execute(LOCK_CUSTOMER_OF, {"shop_id": req.shop_id,
+                                                  "order_id": req.earned_by_order})
+            refunded = connection.execute(REFUNDED, {"shop_id": req.shop_id,
+                                                     "order_id": req.earned_by_order}).scalar()
             purchase = load_purchase(connection, req.shop_id, req.order_id)
-            return _credit(
+            recorded = _credit(
                 connection, purchase, req, req.earned_by_order, referrer, req.milestones, now
             )
+            if refunded:
+                credits.reverse_order(session, req.shop_id, req.earned_by_order, now)
+            return recorded
 
     @activity.defn
     @without_personal_data

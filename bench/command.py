@@ -44,6 +44,7 @@ def bench(quick: bool, json_path: Path | None, database_url: str, profile_dir: P
         write_json(figures, json_path)
         click.echo(f"figures written to {json_path}")
     started_all = figures["intake_lifecycles_started"] == figures["intake_accepted"]
-    if not (figures["lifecycles_complete"] and started_all):
+    all_events = figures["events_recorded"] == figures["events"]
+    if not (figures["lifecycles_complete"] and started_all and all_events):
         click.echo("error: some lifecycles did not do their whole job: figures not valid", err=True)
         sys.exit(1)

@@ -75,7 +75,8 @@ async def each(indexes: range, action: Callable[[int, int], Awaitable[None]]) ->
 
 
 def start_api(
-    address: str, database_url: str, shop_id: str, task_queue: str, profile: Path | None = None
+    address: str, database_url: str, shop_id: str, task_queue: str, profile: Path | None = None,
+    extra_env: dict[str, str] | None = None,
 ) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     env = os.environ | {
@@ -84,7 +85,7 @@ def start_api(
         "LOYALLOOP_DAY_SECONDS": "86400",
         # Its own, since `loyalloop api` refuses the built-in one; no email leaves the bench.
         "LOYALLOOP_LINK_SECRET": "bench-link-secret-not-secret",
-    }
+    } | (extra_env or {})
     loyalloop = Path(sys.executable).parent / "loyalloop"
     command = [str(loyalloop), "api", "--host", "127.0.0.1", "--port", str(port)]
     if profile is not None:

@@ -39,6 +39,7 @@ def _context(renderer: TemplateRenderer, step: str) -> dict:
         products=renderer.products(), referral_code="R-ABCDEFGH",
         creator={"name": "Maya", "code": "MAYA10"},
         unsubscribe=unsubscribe_url("https://loyalloop.example", "secret", "bench", "c-42"),
+        public_url="https://loyalloop.example",
     )
 
 

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import intake, lifecycles, messages, scale
+from bench import events, intake, lifecycles, messages, scale
 from bench.cluster import connect, dev_server, fresh_database, server_apart
 from database.session import make_engine, make_sessionmaker
 
@@ -22,11 +22,13 @@ class Sizes:
     lifecycles: int
     open_lifecycles: int
     seconds_per_message_figure: float
+    event_batches: int
 
 
-QUICK = Sizes(purchases=1000, lifecycles=600, open_lifecycles=1000, seconds_per_message_figure=1)
+QUICK = Sizes(purchases=1000, lifecycles=600, open_lifecycles=1000, seconds_per_message_figure=1,
+              event_batches=20)
 FULL = Sizes(purchases=2000, lifecycles=1000, open_lifecycles=10_000,
-             seconds_per_message_figure=3)
+             seconds_per_message_figure=3, event_batches=60)
 
 
 async def run_bench(
@@ -76,6 +78,17 @@ async def run_bench(
                     "shared_cores_direct_start_per_s": round(shared.direct_per_s, 1),
                     "shared_cores_intake_ratio": round(shared.ratio, 3),
                     "shared_cores_intake_cpu_ms_per_purchase": round(shared.intake_cpu_ms, 2),
+                }
+                say(f"events: {sizes.event_batches} signed batches of {events.BATCH} SendGrid "
+                    "events over HTTP")
+                ingested = await events.run(address, url, sessions, sizes.event_batches)
+                figures |= {
+                    "events": ingested.events,
+                    "events_recorded": ingested.recorded,
+                    "events_per_s": round(ingested.per_s, 1),
+                    "events_goal_per_s": events.GOAL_PER_S,
+                    "events_ratio": round(ingested.per_s / events.GOAL_PER_S, 3),
+                    "events_cpu_ms_per_1000": round(ingested.cpu_ms_per_1000, 1),
                 }
                 say(f"lifecycles: {sizes.lifecycles} on Loyalloop's worker and on the baseline's")
                 profile = profile_dir / "worker.speedscope.json" if profile_dir else None
@@ -140,6 +153,9 @@ ROWS = [
      "shared_cores_direct_start_per_s", "shared_cores_intake_ratio", ""),
     ("Intake CPU ms per purchase (own; shared cores)", "intake_cpu_ms_per_purchase",
      "shared_cores_intake_cpu_ms_per_purchase", None, ""),
+    ("SendGrid events/s, signed batches of 1,000 (goal)", "events_per_s", "events_goal_per_s",
+     "events_ratio", "≥ 5,000"),
+    ("  intake CPU ms per 1,000 events", "events_cpu_ms_per_1000", None, None, ""),
     ("Complete lifecycles/s (Loyalloop vs baseline)", "lifecycles_per_s",
      "baseline_lifecycles_per_s", "lifecycle_ratio", "≥ 0.7"),
     ("Worker CPU s per 1,000 lifecycles", "worker_cpu_s_per_1000",
@@ -175,6 +191,7 @@ def table(figures: dict[str, Any]) -> str:
         ratio_text = f"{figures[ratio]:>7}" if ratio else " " * 7
         lines.append(f"{label:<48} {figures[key]:>11} {ref_text} {ratio_text}  {goal}")
     lines.append("-" * 86)
+    lines.append(f"events: {figures['events_recorded']} of {figures['events']} recorded once")
     lines.append(f"lifecycles checked: {figures['lifecycles_verified']}; intake: "
                  f"{figures['intake_accepted']} accepted, {figures['intake_lifecycles_started']} "
                  f"started ({figures['direct_lifecycles_started']} direct)")

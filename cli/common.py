@@ -55,7 +55,7 @@ def run(coro_factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
 
 
 def read_event(path: Path, model: type[T]) -> T:
-    from intake.schemas import describe_errors
+    from shop_events.schemas import describe_errors
 
     try:
         raw = json.loads(path.read_text())

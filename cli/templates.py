@@ -8,11 +8,11 @@ from pathlib import Path
 import click
 
 from cli.common import fail, read_event, settings_or_fail
-from intake.schemas import LOCALE, PurchaseEvent
 from messages.check import check_templates
 from messages.preview import PREVIEW_SECRET, preview_page, render_preview
 from messages.render import TemplateProblem, TemplateRenderer
 from messages.samples import SAMPLES, LinkSigning
+from shop_events.schemas import LOCALE, PurchaseEvent
 
 FOLDER = click.option(
     "--dir", "folder", type=click.Path(path_type=Path, file_okay=False), default=None,

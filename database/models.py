@@ -119,7 +119,7 @@ class EmailSend(Base):
     template_hash: Mapped[str | None] = mapped_column(String(64))
     subject: Mapped[str | None] = mapped_column(String(500))
     provider: Mapped[str | None] = mapped_column(String(16))
-    provider_message_id: Mapped[str | None] = mapped_column(String(400))
+    provider_message_id: Mapped[str | None] = mapped_column(String(400), index=True)
     attempts: Mapped[int] = mapped_column(default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
     sent_at: Mapped[datetime | None]
@@ -140,7 +140,22 @@ class OutboxMessage(Base):
     subject: Mapped[str] = mapped_column(String(500))
     html: Mapped[str | None] = mapped_column(Text)
     text: Mapped[str | None] = mapped_column(Text)
+    headers: Mapped[dict[str, str] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class ReferralClick(Base):
+    """One visit of a tracked referral link `/r/{code}`. Only the code, its shop and the time
+    are kept: no address, user agent or cookie, so a click says nothing about who clicked."""
+
+    __tablename__ = "referral_click"
+    __table_args__ = (Index("ix_referral_click_code", "code", "shop_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(64))
+    shop_id: Mapped[str] = mapped_column(String(64))
+    referrer_kind: Mapped[str] = mapped_column(String(16))
+    clicked_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
 
 class Credit(Base):
@@ -205,4 +220,42 @@ class PayoutBatch(Base):
     credit_count: Mapped[int]
     actor: Mapped[str | None] = mapped_column(String(200))
     totals: Mapped[dict[str, str] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class EmailEvent(Base):
+    """One event of SendGrid's Event Webhook, kept once by its `sg_event_id` (SendGrid retries a
+    batch for 24 hours). No address, URL or bounce text is kept: those may name the customer."""
+
+    __tablename__ = "email_event"
+    __table_args__ = (Index("ix_email_event_customer", "shop_id", "customer_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sg_event_id: Mapped[str] = mapped_column(String(100), unique=True)
+    event: Mapped[str] = mapped_column(String(32))
+    occurred_at: Mapped[datetime]
+    email_send_id: Mapped[int | None] = mapped_column(ForeignKey("email_send.id"), index=True)
+    shop_id: Mapped[str | None] = mapped_column(String(64))
+    customer_id: Mapped[str | None] = mapped_column(String(128))
+    sg_message_id: Mapped[str | None] = mapped_column(String(400))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class EmailSuppression(Base):
+    """Why marketing email to a customer stops though they never unsubscribed with us: the
+    address bounced, reported spam, unsubscribed at SendGrid, or deferred too often in a row.
+    `reason` is None while the customer is not suppressed (the row still counts deferrals)."""
+
+    __tablename__ = "email_suppression"
+    __table_args__ = (UniqueConstraint("shop_id", "customer_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    shop_id: Mapped[str] = mapped_column(String(64))
+    customer_id: Mapped[str] = mapped_column(String(128))
+    reason: Mapped[str | None] = mapped_column(String(32))
+    suppressed_at: Mapped[datetime | None]
+    sg_event_id: Mapped[str | None] = mapped_column(String(100))
+    deferrals_in_a_row: Mapped[int] = mapped_column(default=0)
+    lifted_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())

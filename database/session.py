@@ -8,6 +8,8 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, Row, create_engine, event, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -86,6 +88,34 @@ def alembic_config(url: str) -> Config:
 
 
 def upgrade(url: str) -> None:
-    """Apply every migration; the worker, the intake and the tests all start with this."""
+    """Apply every migration: `loyalloop db upgrade`, `dev`, `simulate` and the tests do, on
+    purpose; the worker and the intake only check (`require_head`)."""
     _make_sqlite_folder(url)
     command.upgrade(alembic_config(url), "head")
+
+
+class SchemaNotAtHead(RuntimeError):
+    """The app database is not at the migrations' head: said in one line with the command."""
+
+
+UPGRADE_COMMAND = "loyalloop db upgrade"
+
+
+def require_head(url: str) -> None:
+    """Refuse to serve on a schema other than this code's: a worker or an intake that migrated
+    at start would race another process doing the same, and change a production schema as a side
+    effect of a restart. Compares with Alembic's head(s), whatever migrations exist."""
+    heads = set(ScriptDirectory.from_config(alembic_config(url)).get_heads())
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            current = set(MigrationContext.configure(connection).get_current_heads())
+    finally:
+        engine.dispose()
+    if current == heads:
+        return
+    where = make_url(url).render_as_string(hide_password=True)
+    raise SchemaNotAtHead(
+        f"the app database {where} is at migration {', '.join(sorted(current)) or 'none'}, "
+        f"not {', '.join(sorted(heads))}: run `{UPGRADE_COMMAND}`"
+    )

@@ -29,12 +29,14 @@ from temporalio.service import RPCError
 from intake.auth import ShopKeys, require_shop, verify_shopify, verify_shopify_domain
 from intake.errors import EventRejected
 from intake.limits import BodyLimit
+from intake.public import make_public_router
 from intake.ratelimit import AuthFailureLimit
 from intake.responses import error_body, error_response
-from intake.schemas import ID, PurchaseEvent, RefundEvent, UnsubscribeEvent, describe_errors
+from intake.sendgrid_webhook import sendgrid_router
 from intake.service import LifecycleService
 from intake.shopify import purchase_from_order
 from settings import Settings
+from shop_events.schemas import ID, PurchaseEvent, RefundEvent, UnsubscribeEvent, describe_errors
 from temporal_setup import SETUP_COMMAND, UNMAPPED
 
 Event = TypeVar("Event", bound=BaseModel)
@@ -121,6 +123,10 @@ def create_app(
             body["problems"] = [{"field": name, "problem": "is not answering"} for name in down]
         return JSONResponse(body, 503 if down else 200)
 
+    app.include_router(make_public_router(settings, service))
+    if settings.sendgrid_webhook_key is not None:
+        key = settings.sendgrid_webhook_key.get_secret_value()
+        app.include_router(sendgrid_router(key, service.sessions))
     for router in extra_routers:
         app.include_router(router)
     return app

@@ -11,6 +11,8 @@ from intake.errors import EventRejected
 from intake.responses import error_body
 
 MAX_BODY_BYTES = 256 * 1024
+# SendGrid posts its events in batches of up to 768 KB; the key is the path.
+PATH_LIMITS = {"/webhooks/sendgrid": 2 * 1024 * 1024}
 
 
 def too_large(limit: int) -> EventRejected:
@@ -26,14 +28,15 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = PATH_LIMITS.get(scope["path"], self.limit)
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None:
             if not declared.isdigit():
                 bad = EventRejected(400, "Content-Length", "is not a number of bytes")
                 await refuse(send, bad)
                 return
-            if int(declared) > self.limit:
-                await refuse(send, too_large(self.limit))
+            if int(declared) > limit:
+                await refuse(send, too_large(limit))
                 return
         received = 0
 
@@ -42,8 +45,8 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.limit:
-                    raise too_large(self.limit)
+                if received > limit:
+                    raise too_large(limit)
             return message
 
         await self.app(scope, counted, send)

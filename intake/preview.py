@@ -25,7 +25,6 @@ from pydantic import ValidationError
 from intake.auth import BEARER_CHALLENGE, ShopKeys, require_shop
 from intake.errors import EventRejected
 from intake.responses import error_response
-from intake.schemas import LOCALE, PurchaseEvent, describe_errors
 from messages.preview import (
     CONTENT_SECURITY_POLICY,
     PREVIEW_SECRET,
@@ -35,6 +34,7 @@ from messages.preview import (
 )
 from messages.render import TemplateProblem, TemplateRenderer
 from messages.samples import SAMPLES, LinkSigning, with_sku_first
+from shop_events.schemas import LOCALE, PurchaseEvent, describe_errors
 
 STEP = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 MAX_BODY_BYTES = 256 * 1024

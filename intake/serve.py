@@ -18,7 +18,7 @@ from typing import Any
 import uvicorn
 from sqlalchemy import Engine, create_engine
 
-from database.session import make_engine, make_sessionmaker, upgrade
+from database.session import make_engine, make_sessionmaker, require_head
 from intake.app import create_app
 from intake.service import LifecycleService
 from settings import Settings
@@ -40,10 +40,10 @@ async def build_app(settings: Settings, *, dev: bool = False):  # type: ignore[n
     from intake.preview import make_preview_router
     from messages.render import TemplateRenderer
 
-    upgrade(settings.database_url)
-    sessions = make_sessionmaker(intake_engine(settings.database_url))
     client = await connect(settings)
     await require_search_attributes(client, settings.temporal_namespace)
+    require_head(settings.database_url)
+    sessions = make_sessionmaker(intake_engine(settings.database_url))
     service = LifecycleService(
         sessions, client, task_queue=settings.lifecycle_task_queue,
         email_task_queue=settings.email_task_queue, rules=settings.rules(),

@@ -32,12 +32,14 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from activities.schedule import days
 from database.models import Customer, Purchase, Refund
+from database.session import lock_for_decision
 from intake.errors import EventRejected
-from intake.money import in_minor_units
-from intake.schemas import PurchaseEvent, RefundEvent, UnsubscribeEvent
 from intake.store import StoredPurchase, mark_routed, store_purchase
+from intake.subscription import mark_unsubscribed
 from ledger import credits
 from messages.links import signed
+from shop_events.money import in_minor_units
+from shop_events.schemas import PurchaseEvent, RefundEvent, UnsubscribeEvent
 from workflows import search
 from workflows.contract import LifecycleInput, RefundRequest, RepeatPurchase
 from workflows.lifecycle import PurchaseLifecycle
@@ -237,11 +239,22 @@ class LifecycleService:
 
     def _store_refund(self, event: RefundEvent) -> StoredRefund:
         with self.sessions.begin() as session:
+            # SQLite has no row locks: the database's write lock before the first read, or two
+            # refunds both read what is left and both are stored.
+            lock_for_decision(session.connection())
+            # The customer's row first, as every email step's decision holds it from its read
+            # of the refunded amount to its claim: a refund committing in between would let an
+            # email decided "not refunded" go out after it. Customer, then purchase, is the
+            # order the purchase's first step and an erasure take them in too (no deadlock).
+            session.execute(
+                select(Customer.id)
+                .join(Purchase, Purchase.customer_pk == Customer.id)
+                .where(Purchase.shop_id == event.shop_id, Purchase.order_id == event.order_id)
+                .with_for_update(of=Customer)
+            )
             purchase = session.scalar(
                 select(Purchase)
                 .where(Purchase.shop_id == event.shop_id, Purchase.order_id == event.order_id)
-                # the purchase row only: the joined customer row is locked by activities that
-                # update it before the purchase, and taking both here would deadlock with them
                 .with_for_update(of=Purchase)
             )
             if purchase is None:
@@ -302,23 +315,8 @@ class LifecycleService:
         let each lifecycle show it, so every order is signalled (one whose lifecycle is over or
         not started answers not found). An unknown customer is remembered for their first
         purchase."""
-        now = datetime.now(UTC)
         with self.sessions.begin() as session:
-            customer = session.scalar(
-                select(Customer).where(
-                    Customer.shop_id == event.shop_id, Customer.customer_id == event.customer_id
-                )
-            )
-            if customer is None:
-                customer = Customer(shop_id=event.shop_id, customer_id=event.customer_id)
-                session.add(customer)
-                session.flush()
-            customer.unsubscribed_at = customer.unsubscribed_at or now
-            return list(
-                session.scalars(
-                    select(Purchase.workflow_id).where(Purchase.customer_pk == customer.id)
-                )
-            )
+            return mark_unsubscribed(session, event.shop_id, event.customer_id).workflow_ids
 
     async def lifecycle(
         self, shop_id: str, order_id: str, ui_url: str

@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from intake.errors import EventRejected
-from intake.schemas import CONTROLS, LOCALE, PurchaseEvent, describe_errors
+from shop_events.schemas import CONTROLS, LOCALE, PurchaseEvent, describe_errors
 
 REFERRAL = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 NOT_IN_SKU = re.compile(r"[^A-Za-z0-9._:@-]+")

@@ -29,8 +29,8 @@ from database.models import Customer, Purchase
 from database.session import engine_of
 from database.upsert import InsertNew
 from intake.errors import EventRejected
-from intake.schemas import PurchaseEvent
 from ledger.referrals import normalize_email
+from shop_events.schemas import PurchaseEvent
 from workflows.rules import LifecycleRules
 
 PERSONAL = ("email", "email_normalized", "first_name", "locale", "timezone", "marketing_consent")

@@ -3,7 +3,9 @@ marketer's mistake is caught with its file and line before a customer could get 
 
 A problem is: a part that is missing or does not render (syntax, undefined variable, sandbox,
 size), an override folder that would never be chosen, a marketing email without the
-customer's unsubscribe link (HTML and text), or a link that is not https.
+customer's unsubscribe link (HTML and text), a link that is not https, or a link carrying the
+customer's referral code that bypasses the tracked `{{ referral.link }}` (its clicks would go
+uncounted).
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
-from intake.schemas import PurchaseEvent
 from messages.render import (
     DATA_FILES,
     PARTS,
@@ -33,6 +34,7 @@ from messages.samples import (
     skus_of,
     with_sku_first,
 )
+from shop_events.schemas import PurchaseEvent
 
 SAFE_SCHEMES = ("https", "mailto", "tel")
 LINK_ATTRIBUTES = {"href", "src", "action", "background", "poster"}
@@ -187,16 +189,25 @@ def _render_and_inspect(
         if url not in rendered.text:
             report.add(Problem(text_file, None, "marketing email without the unsubscribe link: "
                                "extend _shared/layout.txt or show {{ unsubscribe_url }}", sample))
+    referral = context.get("referral")
     for file, links in ((html_file, html_links(rendered.html)),
                         (text_file, text_links(rendered.text))):
         for link in links:
-            if link == context["unsubscribe_url"] and not is_safe_link(link):
-                public = link.split("/u/", 1)[0]
+            ours = {context["unsubscribe_url"]: "/u/"}
+            if referral:
+                ours[referral["link"]] = "/r/"
+            if link in ours and not is_safe_link(link):
+                public = link.split(ours[link], 1)[0]
                 report.add(Problem("LOYALLOOP_PUBLIC_URL", None, f"{public!r} is not https: "
-                                   "unsubscribe links would not be either", setting=True))
+                                   "unsubscribe and referral links would not be either",
+                                   setting=True))
             elif not is_safe_link(link):
                 where, line = _locate(renderer, file, link)
                 report.add(Problem(where, line, f"link is not https: {link!r}", sample))
+            elif referral and referral["code"] in link and link not in ours:
+                report.add(Problem(file, None, "a link carrying the referral code that is not "
+                                   "{{ referral.link }}: its clicks would not be counted",
+                                   sample))
 
 
 def _language_gaps(step: str, variants: list[str]) -> list[Problem]:

@@ -15,6 +15,13 @@ def unsubscribe_url(public_url: str, secret: str, shop_id: str, customer_id: str
     return f"{public_url}/u/{quote(shop_id)}/{quote(customer_id)}?token={token}"
 
 
+def referral_link(public_url: str, code: str) -> str:
+    """The tracked link (`GET /r/{code}` counts the click, then sends the friend to the shop
+    with the code in `?ref=`), so a shared link that was clicked can be told from one never
+    opened."""
+    return f"{public_url}/r/{quote(code, safe='')}"
+
+
 def build_context(
     *,
     step: str,
@@ -25,6 +32,7 @@ def build_context(
     referral_code: str | None,
     creator: dict[str, Any] | None,
     unsubscribe: str,
+    public_url: str,
 ) -> dict[str, Any]:
     """`shop`: id, name, address, url; `customer`: first_name, locale; `order`: id, total,
     currency, placed_at, items (sku, name, quantity, unit_price); `products`: sku → tips etc."""
@@ -40,7 +48,7 @@ def build_context(
     ]
     referral = None
     if referral_code:
-        referral = {"code": referral_code, "link": f"{shop['url']}/r/{quote(referral_code)}"}
+        referral = {"code": referral_code, "link": referral_link(public_url, referral_code)}
     return {
         "step": step,
         "shop": shop,

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from html import escape
 
-from intake.schemas import PurchaseEvent
 from messages.render import Rendered, TemplateProblem, TemplateRenderer
 from messages.samples import LinkSigning, purchase_context, skus_of
+from shop_events.schemas import PurchaseEvent
 
 # The email's HTML runs in a sandboxed iframe with no scripts; only https images load.
 CONTENT_SECURITY_POLICY = (

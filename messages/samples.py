@@ -13,9 +13,9 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from intake.schemas import Customer, Item, PurchaseEvent, Referral
 from messages.context import build_context, unsubscribe_url
 from messages.render import TemplateRenderer
+from shop_events.schemas import Customer, Item, PurchaseEvent, Referral
 
 SAMPLE_REFERRAL_CODE = "R-SAMPLE42"
 
@@ -74,7 +74,7 @@ def worst_case() -> PurchaseEvent:
     name = _filled("\"&<>' ", _max_length(Item, "name"))
     quantity, price = 100_000, Decimal("19.99")
     return PurchaseEvent.model_validate({
-        "shop_id": _filled("shop-", 64),  # intake.schemas.ShopId
+        "shop_id": _filled("shop-", 64),  # shop_events.schemas.ShopId
         "order_id": _filled("Order:9@x.", id_length),
         "placed_at": "2026-11-20T10:00:00Z",
         "customer": {"id": _filled("c-42_", id_length), "email": "sample@example.com",
@@ -136,6 +136,7 @@ def purchase_context(
         creator=creator_for(purchase),
         unsubscribe=unsubscribe_url(signing.public_url, signing.secret, purchase.shop_id,
                                     purchase.customer.id),
+        public_url=signing.public_url,
     )
 
 

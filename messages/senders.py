@@ -11,13 +11,22 @@ import http.client
 import logging
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import python_http_client
 import sendgrid
-from sendgrid.helpers.mail import Category, CustomArg, From, Mail, SendGridException, To
+from sendgrid.helpers.mail import (
+    ApiKeyIncludedException,
+    Category,
+    CustomArg,
+    From,
+    Header,
+    Mail,
+    SendGridException,
+    To,
+)
 from sqlalchemy import Connection, insert
 
 from database.models import OutboxMessage
@@ -31,6 +40,11 @@ MAX_CATEGORY_LENGTH = 255
 ERROR_BODY_LIMIT = 1000
 BETWEEN_WORDS = ' \t\n",;<>()[]{}'
 KEEP = insert(OutboxMessage)
+# A SendGrid API key as sendgrid's own validator spells it (SG.<id>.<secret>, with `-` and `_`
+# as keys are issued), anywhere in a string: the validator itself checks only the content values,
+# and only at their start (re.match), so a key in a subject, a name or mid-text would go out.
+API_KEY_SHAPE = re.compile(r"SG\.[0-9A-Za-z_-]+\.[0-9A-Za-z_-]+")
+KEY_IN = "something shaped like a SendGrid API key in"
 # How python_http_client starts its log line of an answer, before the body: "POST Response: 400".
 RESPONSE_LINE = re.compile(r"\w+ Response: \d+")
 
@@ -61,6 +75,17 @@ class Message:
     text: str
     idempotency_key: str
     categories: tuple[str, ...] = ()
+    list_unsubscribe: str | None = None  # the customer's /u/… link (RFC 8058 one-click)
+    shop_id: str = ""
+
+
+def unsubscribe_headers(message: Message) -> dict[str, str]:
+    """RFC 2369 and RFC 8058: a mail client shows its own unsubscribe button and POSTs
+    `List-Unsubscribe=One-Click` to the link, with no page in between."""
+    if not message.list_unsubscribe:
+        return {}
+    return {"List-Unsubscribe": f"<{message.list_unsubscribe}>",
+            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
 
 
 class SendError(Exception):
@@ -98,6 +123,7 @@ class OutboxSender:
             "subject": message.subject,
             "html": message.html,
             "text": message.text,
+            "headers": unsubscribe_headers(message),
         })
         return f"outbox-{message.idempotency_key}"
 
@@ -116,12 +142,17 @@ class SendGridSender:
 
     def send(self, connection: Connection | None, email_id: int, message: Message) -> str:
         try:
-            mail = build_mail(message)
+            body = sendable_body(build_mail(message, email_id))
+        except ApiKeyIncludedException:
+            # sendgrid's own validator, which sees the contents only.
+            raise SendError(
+                f"message not sendable: {KEY_IN} content.value", retryable=False
+            ) from None
         except (SendGridException, TypeError, ValueError) as error:
             # e.g. an API key pasted into a template: this message must never go out as is.
-            raise SendError(f"message not sendable: {error!r}", retryable=False) from error
+            raise SendError(f"message not sendable: {error}", retryable=False) from None
         try:
-            response = self._api.send(mail)
+            response = self._api.send(body)
         except python_http_client.HTTPError as error:
             raise _http_error(error) from None
         except (OSError, http.client.HTTPException) as error:
@@ -130,9 +161,11 @@ class SendGridSender:
         return response.headers.get("X-Message-Id") or message.idempotency_key
 
 
-def build_mail(message: Message) -> Mail:
+def build_mail(message: Message, email_id: int | None = None) -> Mail:
     """The Mail Send body. The idempotency key travels in the personalization's custom_args
-    (an object there; the contract types the top-level `custom_args` as a string)."""
+    (an object there; the contract types the top-level `custom_args` as a string), with the
+    email row and shop SendGrid's events name back (docs/email.md): ids only, no personal
+    data, since SendGrid echoes custom args in every event."""
     mail = Mail(
         from_email=From(message.from_email),
         to_emails=To(message.to_email, message.to_name or None),
@@ -142,9 +175,38 @@ def build_mail(message: Message) -> Mail:
         html_content=message.html or None,
     )
     mail.add_custom_arg(CustomArg("idempotency_key", message.idempotency_key, p=0))
+    if email_id is not None:
+        mail.add_custom_arg(CustomArg("email_id", str(email_id), p=0))
+        if message.shop_id:
+            mail.add_custom_arg(CustomArg("shop_id", message.shop_id, p=0))
     for category in sendgrid_categories(message.categories):
         mail.add_category(Category(category))
+    for name, value in unsubscribe_headers(message).items():
+        mail.add_header(Header(name, value))
     return mail
+
+
+def sendable_body(mail: Mail) -> dict[str, Any]:
+    """The request body, refused (ValueError naming the parts, never the key) when any string
+    in it, wherever SendGrid would read it, carries something shaped like an API key."""
+    body: dict[str, Any] = mail.get()
+    parts = sorted({path for path, text in _strings(body) if API_KEY_SHAPE.search(text)})
+    if parts:
+        raise ValueError(f"{KEY_IN} {', '.join(parts)}")
+    return body
+
+
+def _strings(value: object, path: str = "") -> Iterator[tuple[str, str]]:
+    """Every string in a JSON document with where it is (`subject`, `content.value`)."""
+    if isinstance(value, str):
+        yield path or "body", value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _strings(key, path or "body")
+            yield from _strings(item, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item, path)
 
 
 def sendgrid_categories(categories: Iterable[str]) -> list[str]:

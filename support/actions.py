@@ -15,9 +15,9 @@ from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError, RPCStatusCode
 
 from database.models import Purchase
-from intake.schemas import RefundEvent, UnsubscribeEvent
 from intake.service import LifecycleService
 from intake.store import workflow_id_for
+from shop_events.schemas import RefundEvent, UnsubscribeEvent
 from support import audit
 from support.audit import Actor
 from support.errors import ActionRefused

@@ -22,7 +22,17 @@ from typing import Any
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from database.models import AuditEntry, Credit, Customer, EmailSend, OutboxMessage, Purchase, Refund
+from database.models import (
+    AuditEntry,
+    Credit,
+    Customer,
+    EmailEvent,
+    EmailSend,
+    EmailSuppression,
+    OutboxMessage,
+    Purchase,
+    Refund,
+)
 from support import audit
 from support.audit import Actor
 from support.errors import ActionRefused
@@ -109,6 +119,8 @@ def erase_customer(
         outbox = _blank_outbox(session, shop_id, anon)
         ledger = _rekey(session, Credit, shop_id, customer_id, anon)
         _rekey(session, AuditEntry, shop_id, customer_id, anon)
+        for delivery_record in (EmailEvent, EmailSuppression):  # SendGrid's events about them
+            _rekey(session, delivery_record, shop_id, customer_id, anon)
         orders = _scrub_orders(session, customer, scrub)
         _scrub_audit(session, shop_id, anon, orders, scrub)
         entry = AuditEntry(

@@ -22,7 +22,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from database.models import Credit, PayoutBatch
+from database.models import Credit, PayoutBatch, ReferralClick
 from support.errors import ActionRefused
 
 STATUSES = ("pending", "approved", "reversed", "paid")
@@ -245,7 +245,8 @@ def _check_payable(batch: PayoutFile, credits: Any) -> None:
 
 
 def summary(session: Session, creator: str | None = None) -> list[dict[str, Any]]:
-    """Per referrer: customers referred, share who bought again, credits by milestone/status."""
+    """Per referrer: customers referred, share who bought again, credits by milestone/status,
+    and clicks of their tracked link (a code clicked but never bought with is listed too)."""
     query = select(Credit).order_by(Credit.referrer_code, Credit.id)
     if creator:
         query = query.where(func.upper(Credit.referrer_code) == creator.strip().upper())
@@ -264,6 +265,10 @@ def summary(session: Session, creator: str | None = None) -> list[dict[str, Any]
         slot = sums.setdefault(key, [0, Decimal(0)])
         slot[0] += 1
         slot[1] += credit.amount
+    clicks = _clicks(session, creator)
+    for code, kind in clicks:
+        by_referrer.setdefault(code, {"creator": code, "kind": kind, "referred": set(),
+                                      "repeat": set()})
     result = []
     for code, entry in by_referrer.items():
         referred, repeat = len(entry["referred"]), len(entry["repeat"] & entry["referred"])
@@ -274,20 +279,30 @@ def summary(session: Session, creator: str | None = None) -> list[dict[str, Any]
             "repeat_customers": repeat,
             "repeat_rate": str((Decimal(repeat) / referred).quantize(Decimal("0.01")))
             if referred else "0.00",
+            "clicks": sum(n for (c, _), n in clicks.items() if c == code),
             "credits": [
                 {"milestone": m, "status": s, "currency": cur, "count": n, "amount": str(total)}
                 for (c, m, s, cur), (n, total) in sorted(sums.items()) if c == code
             ],
         })
-    return result
+    return sorted(result, key=lambda row: row["creator"])
+
+
+def _clicks(session: Session, creator: str | None) -> dict[tuple[str, str], int]:
+    query = (select(ReferralClick.code, ReferralClick.referrer_kind, func.count())
+             .group_by(ReferralClick.code, ReferralClick.referrer_kind))
+    if creator:
+        query = query.where(func.upper(ReferralClick.code) == creator.strip().upper())
+    return {(code, kind): n for code, kind, n in session.execute(query)}
 
 
 def summary_table(rows: list[dict[str, Any]]) -> str:
     lines = []
     for r in rows:
         lines.append(f"{r['creator']} ({r['kind']}): {r['referred_customers']} referred "
-                     f"customer(s), repeat rate {r['repeat_rate']}")
+                     f"customer(s), repeat rate {r['repeat_rate']}, "
+                     f"{r['clicks']} link click(s)")
         for c in r["credits"]:
             lines.append(f"    {c['milestone']:<28} {c['status']:<9} {c['count']:>4} credit(s) "
                          f"{c['amount']:>10} {c['currency']}")
-    return "\n".join(lines) or "no credits"
+    return "\n".join(lines) or "no credits or clicks"

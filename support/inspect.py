@@ -17,6 +17,7 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError
 
 from database.models import AuditEntry, Credit, Customer, EmailSend, Purchase, Refund
+from support import delivery
 from workflows import search
 from workflows.lifecycle import PurchaseLifecycle
 
@@ -45,6 +46,7 @@ def lifecycle_record(session: Session, shop_id: str, order_id: str) -> dict[str,
             Credit.shop_id == shop_id,
         ).order_by(Credit.id)
     ).all()
+    sent = delivery.deliveries(session, (e.id for e in emails))
     refunds = session.scalars(
         select(Refund)
         .where(Refund.shop_id == shop_id, Refund.order_id == order_id)
@@ -64,7 +66,8 @@ def lifecycle_record(session: Session, shop_id: str, order_id: str) -> dict[str,
         "refunded_amount": str(purchase.refunded_amount),
         "unsubscribed_at": _iso(customer.unsubscribed_at),
         "erased_at": _iso(customer.erased_at),
-        "emails": [_email(e) for e in emails],
+        "emails": [_email(e, sent.get(e.id)) for e in emails],
+        "suppression": delivery.suppression(session, shop_id, customer.customer_id),
         "credits": [_credit(c) for c in ledger],
         "refunds": [
             {"amount": str(r.amount), "reason": r.reason, "at": r.created_at.isoformat()}
@@ -74,7 +77,7 @@ def lifecycle_record(session: Session, shop_id: str, order_id: str) -> dict[str,
     }
 
 
-def _email(e: EmailSend) -> dict[str, Any]:
+def _email(e: EmailSend, delivered: dict[str, Any] | None) -> dict[str, Any]:
     return {
         "step": e.step,
         "status": e.status,
@@ -90,6 +93,7 @@ def _email(e: EmailSend) -> dict[str, Any]:
         "decided_at": _iso(e.decided_at),
         "idempotency_key": e.idempotency_key,
         "resend": e.idempotency_key.startswith("resend:"),
+        "delivery": delivered or delivery.empty(),
     }
 
 
@@ -157,6 +161,8 @@ async def inspect_lifecycle(
         record["temporal_error"] = error.message
     record["steps"] = _steps(record)
     record["unsubscribes"] = _unsubscribes(record)
+    record["resubscribes"] = [{"at": a["at"], "by": a["actor"], "reason": a["reason"]}
+                              for a in record["audit"] if a["action"] == "resubscribe"]
     return record
 
 

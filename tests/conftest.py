@@ -18,11 +18,10 @@ import pytest
 import sqlalchemy
 import sqlalchemy.exc
 from sqlalchemy.orm import Session, sessionmaker
-from temporalio.api.enums.v1 import IndexedValueType
-from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
+import temporal_setup
 from database.session import make_engine, make_sessionmaker, upgrade
 from database.throwaway import throwaway_database
 from temporal_client import temporal_binary
@@ -44,14 +43,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 async def register_search_attributes(client: Client, namespace: str = "default") -> None:
     """Unregistered attributes make a workflow task retry forever on the test server."""
-    await client.operator_service.add_search_attributes(
-        AddSearchAttributesRequest(
-            namespace=namespace,
-            search_attributes={
-                key.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD for key in search.ALL
-            },
-        )
-    )
+    await temporal_setup.add(client, namespace, temporal_setup.required())
 
 
 def _env_scope(fixture_name: str, config: pytest.Config) -> str:

@@ -13,12 +13,14 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -86,6 +88,41 @@ def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+@contextmanager
+def recording_relay(prism_url: str) -> Iterator[tuple[str, list[bytes]]]:
+    """A pass-through to Prism that keeps each request body: what the official client really
+    sends, checked by the contract on its way (the client's own 202 says Prism accepted it)."""
+    bodies: list[bytes] = []
+
+    class Relay(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            bodies.append(body)
+            request = urllib.request.Request(prism_url + self.path, body, method="POST",
+                                             headers=dict(self.headers))
+            try:
+                answer = urllib.request.urlopen(request, timeout=10)
+            except urllib.error.HTTPError as refused:
+                answer = refused
+            with answer:
+                payload = answer.read()
+                self.send_response(answer.status)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Relay)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}", bodies
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def _wait_until_answering(process: subprocess.Popen[bytes], url: str) -> bool:

@@ -5,6 +5,7 @@ classes is written to workflow history, and histories must hold no personal data
 """
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from workflows.rules import LifecycleRules
 
@@ -106,6 +107,9 @@ class SendStep:
     marketing: bool = True
     once_per: str = "product"
     idempotency_key: str | None = None
+    # The caller waits for the provider's confirmation of an earlier attempt's send (its row
+    # still `sending`) before a resend; callers without it (older workflow code) resend at once.
+    wait_if_unconfirmed: bool = False
 
     @property
     def key(self) -> str:
@@ -114,9 +118,14 @@ class SendStep:
 
 @dataclass
 class StepResult:
+    """`unconfirmed`: an earlier attempt's send may have reached the provider and is not
+    confirmed yet; ask again later, and the step resends itself from `resend_at` on."""
+
     step: str
     status: str
     reason: str | None = None
+    claimed_at: datetime | None = None
+    resend_at: datetime | None = None
 
 
 @dataclass
@@ -177,3 +186,6 @@ class LifecycleStatus:
     unsubscribed: bool
     stopped: str | None
     waiting_on: str | None = None
+    # Why the send of `waiting_on` waits and until when: `provider_confirmation`.
+    waiting_for: str | None = None
+    waiting_until: datetime | None = None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -37,8 +38,10 @@ with workflow.unsafe.imports_passed_through():
         ReverseOrderCredits,
         SendStep,
         StepDue,
+        StepResult,
         SummarizeLifecycle,
     )
+    from workflows.unconfirmed import next_check
 
 In = TypeVar("In")
 Out = TypeVar("Out")
@@ -60,6 +63,7 @@ REPEATS_BEFORE_CONTINUE_AS_NEW = 500
 PATCH_REPEAT_WINDOW_BY_PLACED_AT = "repeat-window-by-placed-at"
 PATCH_ACT_ON_LATE_SIGNALS = "act-on-signals-during-summary"
 PATCH_LOCAL_DATABASE_STEPS = "database-steps-as-local-activities"
+PATCH_WAIT_FOR_UNCONFIRMED_SEND = "wait-for-unconfirmed-send"
 SEEN_ORDERS_KEPT = 1000
 
 
@@ -76,6 +80,7 @@ class PurchaseLifecycle:
         self.refund_requested = False
         self.cancel_requested = False
         self.sending: str | None = None
+        self.sending_waits_until: datetime | None = None
         self.stage = "starting" if carried is None else "resumed"
         self.repeats_this_run = 0
         self.unsubscribed = carried.unsubscribed if carried else False
@@ -122,6 +127,8 @@ class PurchaseLifecycle:
             unsubscribed=self.unsubscribed,
             stopped=state.stopped,
             waiting_on=self.sending,
+            waiting_for="provider_confirmation" if self.sending_waits_until else None,
+            waiting_until=self.sending_waits_until,
         )
 
     @workflow.run
@@ -257,36 +264,59 @@ class PurchaseLifecycle:
             state.steps_done[step.step] = outcome
 
     async def _send(self, step: StepDue, idempotency_key: str | None) -> str:
-        """Send one step, retried until it goes out or a person stops the lifecycle."""
+        """Send one step, retried until it goes out or a person stops the lifecycle. A send an
+        earlier attempt may have handed to SendGrid is waited for (durable timers, growing
+        intervals) until its event confirms it or the step resends itself."""
         self.sending = step.step
+        request = SendStep(
+            shop_id=self.input.shop_id,
+            order_id=self.input.order_id,
+            workflow_id=self.workflow_id,
+            step=step.step,
+            now=self._now_iso(),
+            marketing=step.marketing,
+            once_per=step.once_per,
+            idempotency_key=idempotency_key,
+            wait_if_unconfirmed=workflow.patched(PATCH_WAIT_FOR_UNCONFIRMED_SEND),
+        )
+        result = await self._attempt(request)
+        checks = 0
+        while result is not None and result.status == "unconfirmed" and result.resend_at:
+            self.sending_waits_until = result.resend_at
+            wait = next_check(workflow.now(), result.resend_at, checks)
+            checks += 1
+            with contextlib.suppress(TimeoutError):
+                await workflow.wait_condition(self._stop_asked, timeout=wait)
+            self.sending_waits_until = None
+            if self._stop_asked():
+                result = None
+                break
+            result = await self._attempt(dataclasses.replace(request, now=self._now_iso()))
+        self.sending = None
+        if result is None:
+            return "stopped"
+        return result.status if result.reason is None else f"{result.status}:{result.reason}"
+
+    async def _attempt(self, request: SendStep) -> StepResult | None:
+        """One run of the email step with its retries; None when a stop cut it short."""
         handle = workflow.start_activity_method(
             EmailActivities.send_step,
-            SendStep(
-                shop_id=self.input.shop_id,
-                order_id=self.input.order_id,
-                workflow_id=self.workflow_id,
-                step=step.step,
-                now=self._now_iso(),
-                marketing=step.marketing,
-                once_per=step.once_per,
-                idempotency_key=idempotency_key,
-            ),
+            request,
             task_queue=self.input.email_task_queue,
             start_to_close_timeout=SEND_TIMEOUT,
             retry_policy=SEND_RETRY,
         )
-        await workflow.wait_condition(
-            lambda: handle.done() or self.refund_requested or self.cancel_requested
-        )
-        self.sending = None
+        await workflow.wait_condition(lambda: handle.done() or self._stop_asked())
         if not handle.done():
             handle.cancel()
             try:
                 await handle
             except (ActivityError, asyncio.CancelledError):
-                return "stopped"
-        result = await handle
-        return result.status if result.reason is None else f"{result.status}:{result.reason}"
+                return None
+        return await handle
+
+    def _stop_asked(self) -> bool:
+        return self.refund_requested or self.cancel_requested
 
     async def _approve_due_credits(self) -> None:
         state = self._state()

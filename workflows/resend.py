@@ -6,6 +6,7 @@ same rate-limited queue, so the send is retried, rate limited and recorded like 
 the audit entry's idempotency key.
 """
 
+import dataclasses
 from dataclasses import dataclass
 
 from temporalio import workflow
@@ -13,7 +14,8 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from activities.emails import EmailActivities
     from workflows.contract import SendStep, StepResult
-    from workflows.lifecycle import SEND_RETRY, SEND_TIMEOUT
+    from workflows.lifecycle import PATCH_WAIT_FOR_UNCONFIRMED_SEND, SEND_RETRY, SEND_TIMEOUT
+    from workflows.unconfirmed import next_check
 
 
 @dataclass
@@ -31,13 +33,25 @@ class ResendInput:
 class ResendStep:
     @workflow.run
     async def run(self, input: ResendInput) -> StepResult:
+        request = SendStep(
+            shop_id=input.shop_id, order_id=input.order_id, workflow_id=input.lifecycle_id,
+            step=input.step, now=workflow.now().isoformat(), marketing=input.marketing,
+            idempotency_key=input.idempotency_key,
+            wait_if_unconfirmed=workflow.patched(PATCH_WAIT_FOR_UNCONFIRMED_SEND),
+        )
+        result = await self._attempt(input, request)
+        checks = 0
+        while result.status == "unconfirmed" and result.resend_at is not None:
+            await workflow.sleep(next_check(workflow.now(), result.resend_at, checks))
+            checks += 1
+            now = workflow.now().isoformat()
+            result = await self._attempt(input, dataclasses.replace(request, now=now))
+        return result
+
+    async def _attempt(self, input: ResendInput, request: SendStep) -> StepResult:
         return await workflow.execute_activity_method(
             EmailActivities.send_step,
-            SendStep(
-                shop_id=input.shop_id, order_id=input.order_id, workflow_id=input.lifecycle_id,
-                step=input.step, now=workflow.now().isoformat(), marketing=input.marketing,
-                idempotency_key=input.idempotency_key,
-            ),
+            request,
             task_queue=input.email_task_queue,
             start_to_close_timeout=SEND_TIMEOUT,
             retry_policy=SEND_RETRY,

@@ -131,7 +131,7 @@ async def test_outbox_list_and_show(seeded: Seeded, loyalloop: Loyalloop):
     header, _, text = shown.output.partition("\n\n")
     assert "second line\nthird line" in text and "\t" in text
     assert [line.split(":")[0] for line in header.splitlines()] == [
-        "From", "To", "Subject", "Lifecycle", "Template",
+        "From", "To", "Subject", "Lifecycle", "Template", "SendGrid",
     ]
     assert "\t" not in header
 

@@ -1,16 +1,17 @@
 """`loyalloop simulate`: the real workflow under its own time-skipping server, as a marketer or a
-support agent runs it from the command line."""
+support agent runs it from the command line: a real process, whose whole stdout is the document
+(`simulate … --json | jq .`), with the SDK's logs, if any, on stderr."""
 
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 
-from cli.main import main
+from tests.cli.shell import clean_environment, loyalloop
 
 PURCHASE = {
     "shop_id": "acme",
@@ -41,9 +42,7 @@ CREATORS = [{"code": "MAYA10", "name": "Maya", "email": "maya@creators.example"}
 
 
 @pytest.fixture
-def files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'app.db'}")
-    monkeypatch.chdir(tmp_path)
+def files(tmp_path: Path) -> Path:
     for name, content in (
         ("purchase.json", PURCHASE),
         ("repeat.json", REPEAT),
@@ -53,16 +52,20 @@ def files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-def simulate(*args: str) -> dict[str, Any]:
-    result = CliRunner().invoke(
-        main, ["simulate", "purchase.json", "--creators", "creators.json", "--json", *args]
-    )
-    assert result.exit_code == 0, result.output
-    return json.loads(result.stdout)
+def run_simulate(files: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = clean_environment(DATABASE_URL=f"sqlite:///{files / 'app.db'}")
+    return loyalloop("simulate", *args, cwd=files, env=env)
+
+
+def simulate(files: Path, *args: str) -> dict[str, Any]:
+    done = run_simulate(files, "purchase.json", "--creators", "creators.json", "--json", *args)
+    assert done.returncode == 0, done.stderr
+    document: dict[str, Any] = json.loads(done.stdout)  # all of it, nothing before or after
+    return document
 
 
 def test_whole_journey_with_a_repeat_purchase(files: Path) -> None:
-    timeline = simulate("--event", "repeat:repeat.json@30")
+    timeline = simulate(files, "--event", "repeat:repeat.json@30")
 
     first = [
         (e["step"], e["day"], e["status"]) for e in timeline["emails"] if e["order_id"] == "1001"
@@ -98,7 +101,7 @@ def test_whole_journey_with_a_repeat_purchase(files: Path) -> None:
 
 
 def test_refund_on_day_3_stops_the_series_and_reverses_the_credit(files: Path) -> None:
-    timeline = simulate("--event", "refund:49.00@3")
+    timeline = simulate(files, "--event", "refund:49.00@3")
     assert [(e["step"], e["status"]) for e in timeline["emails"]] == [("day_1", "sent")]
     assert [(c["milestone"], c["status"]) for c in timeline["credits"]] == [
         ("referral", "reversed")
@@ -107,7 +110,7 @@ def test_refund_on_day_3_stops_the_series_and_reverses_the_credit(files: Path) -
 
 
 def test_unsubscribe_on_day_5_skips_every_later_email(files: Path) -> None:
-    timeline = simulate("--event", "unsubscribe@5")
+    timeline = simulate(files, "--event", "unsubscribe@5")
     assert [(e["step"], e["status"], e["reason"]) for e in timeline["emails"]] == [
         ("day_1", "sent", None),
         ("day_7", "skipped", "unsubscribed"),
@@ -133,7 +136,7 @@ def test_config_file_changes_the_schedule_and_rewards(files: Path) -> None:
             }
         )
     )
-    timeline = simulate("--config", "rules.json")
+    timeline = simulate(files, "--config", "rules.json")
     assert [(e["step"], e["day"]) for e in timeline["emails"]] == [
         ("day_1", 2),
         ("referral_prompt", 3),
@@ -153,13 +156,14 @@ def test_config_file_changes_the_schedule_and_rewards(files: Path) -> None:
 def test_bad_arguments_get_one_line_and_a_non_zero_exit(
     files: Path, args: list[str], message: str
 ) -> None:
-    result = CliRunner().invoke(main, ["simulate", "purchase.json", *args])
-    assert result.exit_code != 0
-    assert message in result.output and "Traceback" not in result.output
+    done = run_simulate(files, "purchase.json", *args)
+    assert done.returncode != 0
+    assert done.stdout == ""
+    assert message in done.stderr and "Traceback" not in done.stderr
 
 
 def test_a_bad_purchase_file_names_the_field(files: Path) -> None:
     (files / "bad.json").write_text(json.dumps({**PURCHASE, "total": 49.0}))
-    result = CliRunner().invoke(main, ["simulate", "bad.json"])
-    assert result.exit_code != 0
-    assert "total" in result.output and "float" in result.output
+    done = run_simulate(files, "bad.json", "--json")
+    assert done.returncode != 0 and done.stdout == ""
+    assert "total" in done.stderr and "float" in done.stderr

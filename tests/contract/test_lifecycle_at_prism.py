@@ -17,8 +17,8 @@ from temporalio.testing import WorkflowEnvironment
 
 from database.models import Customer
 from database.session import make_engine, make_sessionmaker, upgrade
-from intake.schemas import PurchaseEvent
 from intake.store import workflow_id_for
+from shop_events.schemas import PurchaseEvent
 from tests.lifecycle_kit import LifecycleKit
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates"

@@ -104,6 +104,10 @@ class ConnectionCutter:
     def sweeps(self) -> list[float]:
         return [cut.at for cut in self.cuts]
 
+    def has_cut(self, app_prefix: str) -> bool:
+        """Whether some sweep terminated a backend whose application name starts so."""
+        return any(app.startswith(app_prefix) for c in self.cuts for app in c.terminated)
+
     @property
     def terminated(self) -> int:
         return sum(sum(cut.terminated.values()) for cut in self.cuts)
@@ -209,9 +213,12 @@ async def run_chaos(
     kills: int,
     phase_s: float,
     stop: asyncio.Event,
+    cut_apps: tuple[str, ...] = (),
 ) -> None:
-    """Kill the worker `kills` times and cut connections every few seconds during `phase_s`,
-    then keep restarting a worker that dies on its own until `stop`."""
+    """Kill the worker `kills` times and cut connections every few seconds during `phase_s`
+    (and after it until a cut has hit both the worker's and the intake's connections: a worker
+    slow to start on a loaded machine may hold none for a while), then keep restarting a worker
+    that dies on its own until `stop`."""
     kill_at = sorted(rng.uniform(1.0, phase_s) for _ in range(kills))
     started = time.monotonic()
     next_cut = started + rng.uniform(1.0, 3.0)
@@ -222,7 +229,8 @@ async def run_chaos(
             worker.kill()
             await asyncio.sleep(rng.uniform(0.0, 1.0))
             worker.start()
-        if now - started < phase_s and now >= next_cut:
+        cutting = now - started < phase_s or not all(map(cutter.has_cut, cut_apps))
+        if cutting and now >= next_cut:
             await asyncio.to_thread(cutter.cut)
             next_cut = now + rng.uniform(2.0, 4.0)
         worker.ensure_running()

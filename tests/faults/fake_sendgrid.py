@@ -15,7 +15,11 @@ request gets a 503:
 - `drop_202` (planned only, never drawn): the first request that would be answered 202 is
   accepted and its connection closed without an answer, as a cut connection would.
 
-The last two are the known window of a provider without idempotency (activities/emails.py).
+The last two are the window of a provider without idempotency (activities/emails.py): the
+app never hears the 202. As SendGrid does, the provider then tells the app through its Signed
+Event Webhook: every accepted copy gets a `processed` and a `delivered` event, with the custom
+args the request carried, posted in signed batches to the intake (`deliver_events_to`), and a
+batch that is not answered 2xx is posted again until it is (SendGrid retries for 24 hours).
 `planned` faults are given per key and always fire, so every run exercises that window.
 """
 
@@ -25,12 +29,19 @@ import json
 import random
 import threading
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from tests.webhooks.conftest import sign
 
 FAULTS = {"429": 0.08, "5xx": 0.08, "hang": 0.02, "late_accept": 0.01}
 # What became of the answer to a request whose message was accepted.
@@ -56,6 +67,19 @@ class Accepted:
 
 
 @dataclass
+class EventLog:
+    """What the Event Webhook feed did: events posted and answered 2xx, batches posted again
+    after an error (the intake down or its database cut), and every 4xx answer (a batch the
+    intake refused, which SendGrid would drop: a fault of the app, reported by the verdict)."""
+
+    delivered: int = 0
+    batches: int = 0
+    retried: Counter[str] = field(default_factory=Counter)
+    refused: list[str] = field(default_factory=list)
+    undelivered: int = 0
+
+
+@dataclass
 class ProviderLog:
     accepted: dict[str, list[Accepted]] = field(default_factory=lambda: defaultdict(list))
     attempts: Counter[str] = field(default_factory=Counter)
@@ -64,6 +88,73 @@ class ProviderLog:
     # Planned faults that fired, key → fault.
     fired: dict[str, str] = field(default_factory=dict)
     outage_503s: int = 0
+    events: EventLog = field(default_factory=EventLog)
+
+
+class EventFeed:
+    """SendGrid's Event Webhook: events queued as copies are accepted, posted every half
+    second in one signed batch, and a batch not answered 2xx posted again a second later."""
+
+    def __init__(self, url: str, private: ec.EllipticCurvePrivateKey, log: EventLog) -> None:
+        self.url = url
+        self.private = private
+        self.log = log
+        self.pending: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def add(self, copy: Accepted, args: dict[str, str], to_email: str) -> None:
+        when = int(copy.at)
+        with self._lock:
+            self.pending += [
+                {"email": to_email, "timestamp": when, "event": kind,
+                 "sg_event_id": f"fault-{uuid.uuid4().hex}",
+                 "sg_message_id": f"{copy.message_id}.filter0001.{n}.0", **args}
+                for n, kind in enumerate(("processed", "delivered"))
+            ]
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.5):
+            with self._lock:
+                batch, self.pending = self.pending, []
+            if batch and not self._post(batch):
+                with self._lock:
+                    self.pending = batch + self.pending
+                self._stop.wait(1.0)
+
+    def _post(self, batch: list[dict[str, Any]]) -> bool:
+        body = json.dumps(batch).encode()
+        headers = sign(self.private, body, str(int(time.time())))
+        request = urllib.request.Request(self.url, data=body, method="POST", headers=headers)
+        self.log.batches += 1
+        try:
+            with urllib.request.urlopen(request, timeout=10) as answer:
+                answer.read()
+        except urllib.error.HTTPError as error:
+            if 400 <= error.code < 500:
+                self.log.refused.append(f"{error.code}: {error.read()[:300]!r}")
+                return True  # SendGrid does not post a refused batch again
+            self.log.retried[str(error.code)] += 1
+            return False
+        except OSError as error:
+            self.log.retried[type(error).__name__] += 1
+            return False
+        self.log.delivered += len(batch)
+        return True
+
+    def close(self, drain_s: float = 30.0) -> None:
+        """Wait for what is queued to be delivered, then stop; what is left is counted."""
+        deadline = time.monotonic() + drain_s
+        while time.monotonic() < deadline:
+            with self._lock:
+                if not self.pending:
+                    break
+            time.sleep(0.2)
+        self._stop.set()
+        self._thread.join()
+        self.log.undelivered = len(self.pending)
 
 
 class FaultySendGrid:
@@ -83,11 +174,26 @@ class FaultySendGrid:
         self.planned = dict(planned or {})
         self.log = ProviderLog()
         self.outage: tuple[float, float] = (0.0, 0.0)
+        self._outage_plan: tuple[float, float] | None = None
+        self.feed: EventFeed | None = None
         self._lock = threading.Lock()
 
+    def deliver_events_to(self, url: str, private: ec.EllipticCurvePrivateKey) -> EventFeed:
+        self.feed = EventFeed(url, private, self.log.events)
+        return self.feed
+
     def outage_for(self, start_in_s: float, length_s: float) -> None:
-        now = time.time()
-        self.outage = (now + start_in_s, now + start_in_s + length_s)
+        """An outage of `length_s` that begins with the first request at least `start_in_s`
+        from now: on a loaded machine the worker may be slow to start sending, and an outage
+        that falls between requests tests nothing."""
+        self._outage_plan = (time.time() + start_in_s, length_s)
+
+    def _in_outage(self, now: float) -> bool:
+        if self._outage_plan is not None and now >= self._outage_plan[0]:
+            self.outage = (now, now + self._outage_plan[1])
+            self._outage_plan = None
+        start, end = self.outage
+        return start <= now < end
 
     def fault_for(self, key: str) -> str | None:
         if key in self.planned:
@@ -107,8 +213,7 @@ class FaultySendGrid:
             fault = self.fault_for(key)
             if fault:
                 self.log.faults[key] = fault
-            start, end = self.outage
-            if start <= time.time() < end:
+            if self._in_outage(time.time()):
                 self.log.outage_503s += 1
                 return attempt, "503"
             if fault == "429" and attempt == 1:
@@ -122,12 +227,17 @@ class FaultySendGrid:
                 return attempt, fault
             return attempt, "202"
 
-    def accept(self, key: str, requested_at: float, answer: str = ANSWERED) -> Accepted:
+    def accept(
+        self, key: str, requested_at: float, body: dict[str, Any], answer: str = ANSWERED
+    ) -> Accepted:
         copy = Accepted(f"fake-{uuid.uuid4().hex[:16]}", requested_at, time.time(), answer)
         with self._lock:
             self.log.accepted[key].append(copy)
             if answer == HELD_PAST_TIMEOUT and self.planned.get(key) == "late_accept":
                 self.log.fired[key] = "late_accept"
+        if self.feed is not None:
+            personalization = body["personalizations"][0]
+            self.feed.add(copy, personalization["custom_args"], personalization["to"][0]["email"])
         return copy
 
     def count(self, outcome: str) -> None:
@@ -156,18 +266,18 @@ class FaultySendGrid:
                 _attempt, action = provider.decide(key)
                 provider.count(action)
                 if action == "202":
-                    copy = provider.accept(key, requested_at)
+                    copy = provider.accept(key, requested_at, body)
                     if not self._answer(202, None, {"X-Message-Id": copy.message_id}):
                         copy.answer = ANSWER_FAILED
                     return None
                 if action == "drop_202":
-                    provider.accept(key, requested_at, DROPPED)
+                    provider.accept(key, requested_at, body, DROPPED)
                     self.close_connection = True
                     return None
                 if action in ("hang", "late_accept"):
                     time.sleep(provider.hold_s)
                     if action == "late_accept":
-                        provider.accept(key, requested_at, HELD_PAST_TIMEOUT)
+                        provider.accept(key, requested_at, body, HELD_PAST_TIMEOUT)
                     self.close_connection = True
                     return None
                 self._answer(int(action), {"errors": [{"message": f"fault {action}"}]})

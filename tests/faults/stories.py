@@ -22,8 +22,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from temporalio.service import RPCError, RPCStatusCode
 
 from database.models import Credit, EmailSend
-from intake.schemas import PurchaseEvent, RefundEvent, UnsubscribeEvent
 from intake.store import workflow_id_for
+from shop_events.schemas import PurchaseEvent, RefundEvent, UnsubscribeEvent
 from tests.faults.chaos import CrashingIntake, Retries
 from workflows.lifecycle import PurchaseLifecycle
 from workflows.rules import LifecycleRules, StepRule

@@ -26,7 +26,7 @@ from temporalio.worker import Worker
 
 from activities.purchases import PurchaseActivities
 from database.session import make_engine, make_sessionmaker, upgrade
-from intake.schemas import RefundEvent
+from shop_events.schemas import RefundEvent
 from tests.faults.fake_sendgrid import FaultySendGrid
 from tests.lifecycle_kit import LifecycleKit
 from workflows.contract import LifecycleSummary, SummarizeLifecycle

@@ -14,7 +14,14 @@ from types import SimpleNamespace
 
 from intake.store import workflow_id_for
 from tests.faults.chaos import Cut, Written
-from tests.faults.fake_sendgrid import ANSWERED, DROPPED, HELD_PAST_TIMEOUT, Accepted, ProviderLog
+from tests.faults.fake_sendgrid import (
+    ANSWERED,
+    DROPPED,
+    HELD_PAST_TIMEOUT,
+    Accepted,
+    EventLog,
+    ProviderLog,
+)
 from tests.faults.stories import Story
 from tests.faults.verdict import (
     FaultPlan,
@@ -23,6 +30,7 @@ from tests.faults.verdict import (
     Verdict,
     judge_duplicates,
     judge_emails,
+    judge_event_feed,
     judge_faults,
     judge_stories,
 )
@@ -334,3 +342,14 @@ def test_a_worker_that_died_on_its_own_needs_a_reason():
     judge_faults(verdict, PLAN, seen(incarnations=[WORKER_1, at_start], cuts=[cut]))
     assert not verdict.problems
     assert verdict.counts["worker_died_at_start_by_a_cut"] == 1
+
+
+def test_an_event_webhook_batch_the_intake_refused_or_never_took_fails():
+    verdict = Verdict()
+    judge_event_feed(verdict, EventLog(delivered=40, batches=9))
+    assert verdict.problems == []
+    judge_event_feed(verdict, EventLog(refused=["400: b'body[0].timestamp ...'"], undelivered=2))
+    assert verdict.problems == [
+        "the intake refused an Event Webhook batch: 400: b'body[0].timestamp ...'",
+        "2 SendGrid events were never taken by the intake",
+    ]

@@ -32,6 +32,7 @@ from tests.faults.fake_sendgrid import (
     DROPPED,
     HELD_PAST_TIMEOUT,
     Accepted,
+    EventLog,
     ProviderLog,
 )
 from tests.faults.stories import Story
@@ -196,6 +197,16 @@ def judge_duplicates(
                     f"duplicate {key}: copy {copy.message_id} with no evidence the app missed "
                     f"its 202: {_what_shows(key, copy, trail)}"
                 )
+
+
+def judge_event_feed(verdict: Verdict, events: EventLog) -> None:
+    """SendGrid drops a batch the app refuses (4xx) and gives up on one it never takes: either
+    loses the confirmation the late-accept window waits for."""
+    verdict.problems += [f"the intake refused an Event Webhook batch: {r}" for r in events.refused]
+    if events.undelivered:
+        verdict.problems.append(
+            f"{events.undelivered} SendGrid events were never taken by the intake"
+        )
 
 
 def judge_emails(

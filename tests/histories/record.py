@@ -32,7 +32,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from database.models import Creator, Customer
 from database.session import make_engine, make_sessionmaker, upgrade
-from intake.schemas import PurchaseEvent, RefundEvent, UnsubscribeEvent
+from shop_events.schemas import PurchaseEvent, RefundEvent, UnsubscribeEvent
 from temporal_client import temporal_binary
 from tests.conftest import register_search_attributes
 from tests.lifecycle_kit import LifecycleKit

@@ -15,7 +15,7 @@ async def test_missing_or_wrong_key_is_401_before_the_body_is_read(
     intake: Intake, authorization: str | None
 ):
     headers = {} if authorization is None else {"Authorization": authorization}
-    before = intake.written()
+    before = await intake.written()
     for path, body in (("/v1/purchases", intake.purchase()), ("/v1/refunds", b"{"),
                        ("/v1/unsubscribes", {"shop_id": intake.shop_id, "customer_id": "c"})):
         response = await intake.http.post(path, json=body if not isinstance(body, bytes) else None,
@@ -25,7 +25,7 @@ async def test_missing_or_wrong_key_is_401_before_the_body_is_read(
         assert response.headers["WWW-Authenticate"].startswith("Bearer")
     timeline = await intake.http.get(f"/v1/lifecycles/{intake.shop_id}/1", headers=headers)
     assert_refusal(timeline, 401, "Authorization")
-    assert intake.written() == before
+    assert await intake.written() == before
 
 
 async def test_a_prefix_of_the_right_key_is_refused(intake: Intake):
@@ -37,7 +37,7 @@ async def test_a_prefix_of_the_right_key_is_refused(intake: Intake):
 
 async def test_a_shop_cannot_touch_another_shops_orders(intake: Intake):
     await intake.post("/v1/purchases", intake.purchase("5001"))
-    before = intake.written()
+    before = await intake.written()
     other = {"Authorization": f"Bearer {intake.other_key}"}
 
     purchase = await intake.post("/v1/purchases", intake.purchase("5002"), **other)
@@ -48,7 +48,7 @@ async def test_a_shop_cannot_touch_another_shops_orders(intake: Intake):
     assert_refusal(await intake.post("/v1/unsubscribes", unsubscribe, **other), 403, "shop_id")
     timeline = await intake.http.get(f"/v1/lifecycles/{intake.shop_id}/5001", headers=other)
     assert_refusal(timeline, 403, "shop_id")
-    assert intake.written() == before
+    assert await intake.written() == before
 
 
 async def test_the_other_shop_reaches_its_own_orders(intake: Intake):

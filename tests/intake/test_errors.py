@@ -41,9 +41,9 @@ BAD_PURCHASES = [  # (why, changes to a valid event, field named)
 
 @pytest.fixture
 async def nothing_written(intake: Intake) -> AsyncIterator[None]:
-    before = intake.written()
+    before = await intake.written()
     yield
-    assert intake.written() == before
+    assert await intake.written() == before
 
 
 @pytest.mark.parametrize(

@@ -26,12 +26,13 @@ REVEALING = ("127.0.0.1", "health_user", "health_db", "connection", "refused", "
 async def broken(
     intake: Intake, request: pytest.FixtureRequest
 ) -> AsyncIterator[httpx.AsyncClient]:
-    """The intake with its database or its Temporal (as `request.param` says) unreachable."""
+    """The intake with its database, its Temporal or both (as `request.param` says)
+    unreachable."""
     kit = intake.kit
     sessions, client = kit.sessions, kit.client
-    if request.param == "database":
+    if request.param in ("database", "both"):
         sessions = sessionmaker(create_engine(DEAD_DATABASE, connect_args={"connect_timeout": 2}))
-    else:
+    if request.param in ("temporal", "both"):
         client = await Client.connect(DEAD_TEMPORAL, lazy=True)
     service = LifecycleService(
         sessions, client, task_queue=kit.settings.lifecycle_task_queue,
@@ -50,22 +51,26 @@ async def test_up_says_ok_and_nothing_more(intake: Intake):
     assert (keyed.status_code, keyed.json()) == (200, {"status": "ok", "problems": []})
 
 
-@pytest.mark.parametrize("broken", ["database", "temporal"], indirect=True)
+@pytest.mark.parametrize("broken", ["database", "temporal", "both"], indirect=True)
 async def test_down_says_unavailable_and_only_a_shop_learns_what(
     intake: Intake, broken: httpx.AsyncClient, request: pytest.FixtureRequest,
     caplog: pytest.LogCaptureFixture,
 ):
-    dependency = request.node.callspec.params["broken"]
+    down = request.node.callspec.params["broken"]
+    dependencies = ["database", "temporal"] if down == "both" else [down]
     with caplog.at_level(logging.WARNING, logger="loyalloop.intake"):
         public = await broken.get("/healthz")
         keyed = await broken.get("/healthz", headers=intake.auth)
     assert (public.status_code, public.json()) == (503, {"status": "unavailable"})
     assert keyed.status_code == 503
-    assert keyed.json() == {"status": "unavailable",
-                            "problems": [{"field": dependency, "problem": "is not answering"}]}
+    assert keyed.json() == {"status": "unavailable", "problems": [
+        {"field": dependency, "problem": "is not answering"} for dependency in dependencies]}
     for answer in (public, keyed):
         assert not [word for word in REVEALING if word in answer.text.lower()], answer.text
     assert "127.0.0.1" in caplog.text, "the operator's log keeps the driver's message"
+    said = {"database": "the database is not answering", "temporal": "Temporal is not answering"}
+    assert [line for line in said.values() if f"health: {line}" in caplog.text] == [
+        said[dependency] for dependency in dependencies]
 
 
 async def test_a_wrong_key_on_health_is_refused_like_anywhere(intake: Intake):

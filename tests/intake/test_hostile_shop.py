@@ -6,6 +6,7 @@ with the field that is wrong, or kept apart, and nothing half-written (issue 15)
 from __future__ import annotations
 
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -27,6 +28,26 @@ def _rows(intake: Intake, model: Any, **where: Any) -> int:
         for column, value in where.items():
             query = query.where(getattr(model, column) == value)
         return int(session.scalar(query) or 0)
+
+
+def _refunds(intake: Intake, order_id: str) -> tuple[list[tuple[str, Decimal, str]], Decimal]:
+    """The order's refund rows (key, amount, reason) and the amount its purchase counts as
+    refunded."""
+    with intake.kit.sessions() as session:
+        rows = session.execute(
+            select(Refund.refund_key, Refund.amount, Refund.reason)
+            .where(Refund.shop_id == intake.shop_id, Refund.order_id == order_id)
+            .order_by(Refund.id)
+        ).all()
+        refunded = session.scalar(select(Purchase.refunded_amount).where(
+            Purchase.shop_id == intake.shop_id, Purchase.order_id == order_id))
+    return [tuple(row) for row in rows], refunded  # type: ignore[return-value]
+
+
+def _refund_ids(intake: Intake, order_id: str) -> list[int]:
+    with intake.kit.sessions() as session:
+        return list(session.scalars(select(Refund.id).where(
+            Refund.shop_id == intake.shop_id, Refund.order_id == order_id).order_by(Refund.id)))
 
 
 @pytest.fixture
@@ -89,10 +110,10 @@ async def test_a_lifecycle_under_its_old_id_is_still_reached(intake: Intake, nei
     assert summary.stage == "refunded"
     assert handle.id == old_id
 
-    before = intake.written()
+    before = await intake.written()
     taken = await post(plain, "eu-2001")  # the new spelling of shop `plain`'s order is old_id
     assert_refusal(taken, 409, "order_id")
-    assert intake.written() == before
+    assert await intake.written() == before
 
 
 def test_signed_links_tell_every_shop_and_customer_pair_apart():
@@ -111,13 +132,13 @@ async def test_a_reused_customer_id_never_sends_one_persons_email_to_another(int
     first = await intake.post("/v1/purchases", alice)
     assert first.status_code == 202, first.text
 
-    before = intake.written()
+    before = await intake.written()
     bob = intake.purchase("G2", placed_at=now, customer={
         "id": "0", "email": "bob@example.com", "first_name": "Bob", "marketing_consent": True})
     refused = await intake.post("/v1/purchases", bob)
     assert_refusal(refused, 409, "customer.id")
     assert "alice" not in refused.text
-    assert intake.written() == before
+    assert await intake.written() == before
 
     again = await intake.post("/v1/purchases", intake.purchase("G3", placed_at=now, customer={
         "id": "0", "email": "Alice@Example.COM", "first_name": "Alice",
@@ -151,11 +172,15 @@ async def test_a_refund_id_names_one_refund(intake: Intake):
     for order in ("RA", "RB"):
         assert (await intake.post("/v1/purchases", intake.purchase(order))).status_code == 202
     refund = {"shop_id": intake.shop_id, "order_id": "RA", "amount": "10.00", "refund_id": "R1"}
-    assert (await intake.post("/v1/refunds", refund)).status_code == 202
-    before = intake.written()
+    first = await intake.post("/v1/refunds", refund)
+    assert first.status_code == 202, first.text
+    assert _refunds(intake, "RA") == ([("R1", Decimal("10.00"), "")], Decimal("10.00"))
+    assert first.json() == {"workflow_id": workflow_id_for(intake.shop_id, "RA"),
+                            "refund_id": _refund_ids(intake, "RA")[0]}
+    before = await intake.written()
     for other in ({"order_id": "RB"}, {"order_id": "RB", "amount": "5.00"}, {"amount": "5.00"}):
         assert_refusal(await intake.post("/v1/refunds", refund | other), 409, "refund_id")
-    assert intake.written() == before
+    assert await intake.written() == before
     with intake.kit.sessions() as session:
         order_b = session.scalars(select(Purchase).where(
             Purchase.shop_id == intake.shop_id, Purchase.order_id == "RB")).one()
@@ -171,8 +196,11 @@ async def test_one_refund_however_its_amount_is_written(intake: Intake):
     answers = [await intake.post("/v1/refunds", refund | {"amount": amount})
                for amount in ("10", "10.0", "10.00", "10.0000")]
     assert [a.status_code for a in answers] == [202, 200, 200, 200], answers[-1].text
-    assert len({a.json()["refund_id"] for a in answers}) == 1
-    assert _rows(intake, Refund, shop_id=intake.shop_id, order_id="RW") == 1
+    expected = {"workflow_id": workflow_id_for(intake.shop_id, "RW"),
+                "refund_id": _refund_ids(intake, "RW")[0]}
+    assert [a.json() for a in answers] == [expected] * 4
+    [(_, amount, reason)], refunded = _refunds(intake, "RW")
+    assert (amount, reason, refunded) == (Decimal("10.00"), "late", Decimal("10.00"))
     for written in ("1E+1", "1e1", "+10", "10.001", ".5", "١٠"):
         assert_refusal(await intake.post("/v1/refunds", refund | {"amount": written}), 422,
                        "amount")
@@ -184,10 +212,10 @@ async def test_one_refund_however_its_amount_is_written(intake: Intake):
     "49.00001", "1000000001",
 ])
 async def test_money_is_a_plain_decimal_string(intake: Intake, written: str):
-    before = intake.written()
+    before = await intake.written()
     assert_refusal(await intake.post("/v1/purchases", intake.purchase(total=written)), 422,
                    "total")
-    assert intake.written() == before
+    assert await intake.written() == before
 
 
 async def test_money_has_at_most_the_currencys_minor_unit_and_is_kept_so(intake: Intake):
@@ -233,9 +261,9 @@ async def test_control_characters_in_names_are_refused(intake: Intake, where: st
         event["customer"] = event["customer"] | {"first_name": value}
     else:
         event["items"] = [event["items"][0] | {"name": value}]
-    before = intake.written()
+    before = await intake.written()
     assert_refusal(await intake.post("/v1/purchases", event), 422, where)
-    assert intake.written() == before
+    assert await intake.written() == before
 
 
 async def test_a_refund_reason_may_hold_lines_but_no_other_controls(intake: Intake):
@@ -247,13 +275,18 @@ async def test_a_refund_reason_may_hold_lines_but_no_other_controls(intake: Inta
     assert _rows(intake, Refund, shop_id=intake.shop_id, order_id="RC") == 0
     lines = await intake.post("/v1/refunds", refund | {"reason": "damaged\nbox torn\ttoo"})
     assert lines.status_code == 202, lines.text
+    assert lines.json() == {"workflow_id": workflow_id_for(intake.shop_id, "RC"),
+                            "refund_id": _refund_ids(intake, "RC")[0]}
+    [(_, amount, reason)], refunded = _refunds(intake, "RC")
+    assert (amount, reason, refunded) == (
+        Decimal("1.00"), "damaged\nbox torn\ttoo", Decimal("1.00"))
 
 
 async def test_the_same_order_with_another_body_is_a_conflict(intake: Intake):
     event = intake.purchase("C1")
     assert (await intake.post("/v1/purchases", event)).status_code == 202
     assert (await intake.post("/v1/purchases", event)).status_code == 200
-    before = intake.written()
+    before = await intake.written()
     for field, changed in (
         ("total", {"total": "39.00"}),
         ("customer.id", {"customer": event["customer"] | {"id": "someone-else"}}),
@@ -261,7 +294,7 @@ async def test_the_same_order_with_another_body_is_a_conflict(intake: Intake):
         ("placed_at", {"placed_at": "2026-11-20T10:00:00+00:00"}),
     ):
         assert_refusal(await intake.post("/v1/purchases", event | changed), 409, field)
-    assert intake.written() == before
+    assert await intake.written() == before
     # the same order and instant written in another zone is the same body
     moved = event | {"placed_at": event["placed_at"].replace("+00:00", "Z")}
     assert (await intake.post("/v1/purchases", moved)).status_code == 200
@@ -271,13 +304,13 @@ async def test_purchases_outside_a_sane_window_are_refused(intake: Intake):
     now = await intake.kit.now()
     window = timedelta(seconds=intake.kit.rules.day_seconds
                        * intake.kit.rules.attribution_window_days)
-    before = intake.written()
+    before = await intake.written()
     for placed_at in ("1900-01-01T00:00:00Z", "8999-12-31T00:00:00Z",
                       (now + timedelta(days=2)).isoformat(),
                       (now - window - timedelta(hours=1)).isoformat()):
         answer = await intake.post("/v1/purchases", intake.purchase(placed_at=placed_at))
         assert_refusal(answer, 422, "placed_at")
-    assert intake.written() == before
+    assert await intake.written() == before
     for placed_at in (now + timedelta(hours=20), now - window + timedelta(hours=1)):
         event = intake.purchase(placed_at=placed_at.isoformat())
         assert (await intake.post("/v1/purchases", event)).status_code == 202

@@ -44,11 +44,11 @@ async def test_too_many_wrong_keys_are_429_even_for_the_right_key(
 ):
     attacker, shop = clients("203.0.113.7"), clients("198.51.100.2")
     await guess(attacker, intake, MAX_FAILURES)
-    before = intake.written()
+    before = await intake.written()
     blocked = await attacker.post("/v1/purchases", json=intake.purchase(), headers=intake.auth)
     assert_refusal(blocked, 429, "client")
     assert 0 < int(blocked.headers["Retry-After"]) <= WINDOW_S
-    assert intake.written() == before, "a blocked call reaches nothing"
+    assert await intake.written() == before, "a blocked call reaches nothing"
 
     accepted = await shop.post("/v1/purchases", json=intake.purchase(), headers=intake.auth)
     assert accepted.status_code == 202, "another address is not limited"

@@ -11,10 +11,10 @@ from sqlalchemy import select
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
-from database.models import Purchase
-from intake.schemas import PurchaseEvent
+from database.models import Customer, Purchase
 from intake.service import LifecycleService
 from intake.store import workflow_id_for
+from shop_events.schemas import PurchaseEvent
 from tests.intake.conftest import Intake, assert_refusal, make_intake_app
 
 
@@ -50,7 +50,9 @@ async def test_temporal_down_after_the_store_then_the_retry_completes_it(intake:
     retried = await intake.post("/v1/purchases", event)  # already stored: 200, and started now
     assert retried.status_code == 200, retried.text
     summary = await handle.result()
-    assert summary.emails_sent >= 3
+    # day_1, day_7, referral_prompt and day_21 are due: each sent once, none skipped or failed
+    assert (summary.stage, summary.emails_sent, summary.emails_skipped,
+            summary.emails_failed) == ("completed", 4, {}, 0)
     [started] = started_at(intake, "7001")  # stamped by the lifecycle's first step
     assert started is not None
 
@@ -78,15 +80,55 @@ async def test_a_retry_after_the_start_starts_nothing_new(intake: Intake):
     assert (await handle.describe()).run_id == run_id
 
 
+def stored(intake: Intake, *order_ids: str) -> list[tuple[str, str, int]]:
+    """(order id, workflow id, customer row) of each of this shop's purchases `order_ids`."""
+    with intake.kit.sessions() as session:
+        return [tuple(row) for row in session.execute(  # type: ignore[misc]
+            select(Purchase.order_id, Purchase.workflow_id, Purchase.customer_pk)
+            .where(Purchase.shop_id == intake.shop_id, Purchase.order_id.in_(order_ids))
+            .order_by(Purchase.order_id)
+        )]
+
+
+def customers(intake: Intake) -> list[tuple[int, str, str | None]]:
+    with intake.kit.sessions() as session:
+        return [tuple(row) for row in session.execute(  # type: ignore[misc]
+            select(Customer.id, Customer.customer_id, Customer.referral_code)
+            .where(Customer.shop_id == intake.shop_id)
+        )]
+
+
 async def test_concurrent_duplicates_start_one_lifecycle(intake: Intake):
     event = intake.purchase("7003")
     responses = await asyncio.gather(*(intake.post("/v1/purchases", event) for _ in range(8)))
     assert sorted(r.status_code for r in responses) == [200] * 7 + [202]
-    assert len({r.json()["workflow_id"] for r in responses}) == 1
-    assert len(started_at(intake, "7003")) == 1
+    workflow_id = workflow_id_for(intake.shop_id, "7003")
+    assert [r.json() for r in responses] == [{"workflow_id": workflow_id}] * 8
+    await intake.settled()
+    [(customer_pk, _, code)] = customers(intake)
+    assert stored(intake, "7003") == [("7003", workflow_id, customer_pk)]
+    assert code is not None  # given by the one lifecycle's first step
+    assert len(started_at(intake, "7003")) == 1 and started_at(intake, "7003")[0] is not None
+    assert (await intake.kit.client.get_workflow_handle(workflow_id).describe()).run_id
 
 
 async def test_concurrent_first_purchases_of_one_customer_are_all_kept(intake: Intake):
-    events = [intake.purchase(f"7004-{n}") for n in range(6)]
+    orders = [f"7004-{n}" for n in range(6)]
+    events = [intake.purchase(order) for order in orders]
     responses = await asyncio.gather(*(intake.post("/v1/purchases", e) for e in events))
     assert [r.status_code for r in responses] == [202] * 6
+    ids = [workflow_id_for(intake.shop_id, order) for order in orders]
+    assert [r.json() for r in responses] == [{"workflow_id": w} for w in ids]
+    await intake.settled()
+    [(customer_pk, customer_id, code)] = customers(intake)  # one customer, one referral code
+    assert (customer_id, code is not None) == ("c-42", True)
+    assert stored(intake, *orders) == [
+        (order, workflow_id, customer_pk) for order, workflow_id in zip(orders, ids, strict=True)]
+    with intake.kit.sessions() as session:  # each started, and told of the others or the first
+        rows = session.execute(
+            select(Purchase.lifecycle_started_at, Purchase.repeat_routed_at)
+            .where(Purchase.shop_id == intake.shop_id)
+        ).all()
+    assert len(rows) == 6 and all(started and routed for started, routed in rows), rows
+    for workflow_id in ids:
+        assert (await intake.kit.client.get_workflow_handle(workflow_id).describe()).run_id

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 import uvicorn
+from pydantic import SecretStr
 
 from intake.limits import MAX_BODY_BYTES
 from intake.serve import serve
@@ -39,7 +40,7 @@ async def test_purchase_and_health_over_tcp(intake: Intake, served: httpx.AsyncC
 
 
 async def test_oversized_bodies_are_413_over_tcp(intake: Intake, served: httpx.AsyncClient):
-    before = intake.written()
+    before = await intake.written()
     declared = await served.post("/v1/purchases", content=b"x" * (MAX_BODY_BYTES + 1))
     assert_refusal(declared, 413, "body")
 
@@ -50,11 +51,13 @@ async def test_oversized_bodies_are_413_over_tcp(intake: Intake, served: httpx.A
     streamed = await served.post("/v1/purchases", content=chunks())
     assert streamed.request.headers["transfer-encoding"] == "chunked"
     assert_refusal(streamed, 413, "body")
-    assert intake.written() == before
+    assert await intake.written() == before
 
 
 async def test_malformed_shop_keys_stop_the_server_with_one_line(intake: Intake):
-    settings = intake.kit.settings.model_copy(update={"shop_keys": "acme-without-a-secret"})
+    settings = intake.kit.settings.model_copy(
+        update={"shop_keys": SecretStr("acme-without-a-secret")}
+    )
     with pytest.raises(SystemExit) as stopped:
         await serve(settings, "127.0.0.1", 0)
     assert str(stopped.value).startswith("error: configuration: LOYALLOOP_SHOP_KEYS")

@@ -112,11 +112,11 @@ async def test_a_discount_code_that_cannot_be_a_referral_code_is_not_one(intake:
 
 
 async def test_an_order_without_a_customer_is_acknowledged_and_not_followed(intake: Intake):
-    before = intake.written()
+    before = await intake.written()
     body = order(id=3, customer=None, email=None, contact_email=None)
     response = await deliver(intake, body)
     assert response.status_code == 200 and response.json()["workflow_id"] is None
-    assert intake.written() == before
+    assert await intake.written() == before
 
 
 SIGNATURES = ["missing", "empty", "garbage", "truncated", "other secret", "other body"]
@@ -136,10 +136,10 @@ async def test_a_wrong_missing_or_truncated_signature_is_401(intake: Intake, kin
     }.get(kind, "")
     if kind == "missing":
         del headers[field]
-    before = intake.written()
+    before = await intake.written()
     response = await intake.http.post(webhook(intake), content=raw, headers=headers)
     assert_refusal(response, 401, field)
-    assert intake.written() == before
+    assert await intake.written() == before
 
 
 @pytest.mark.parametrize("signature", ["wrong", "missing"])
@@ -167,10 +167,10 @@ async def test_a_signed_webhook_naming_another_or_no_shop_is_403(
     headers = intake.signed(raw) | {DOMAIN_FIELD: domain or ""}
     if domain is None:
         del headers[DOMAIN_FIELD]
-    before = intake.written()
+    before = await intake.written()
     response = await intake.http.post(webhook(intake), content=raw, headers=headers)
     assert_refusal(response, 403, DOMAIN_FIELD)
-    assert intake.written() == before
+    assert await intake.written() == before
 
 
 async def test_the_domain_is_matched_whatever_its_case(intake: Intake):
@@ -202,9 +202,9 @@ async def test_another_topic_on_this_address_is_422(intake: Intake):
 async def test_a_bad_order_is_422_naming_shopifys_field(
     intake: Intake, change: dict[str, Any], field: str
 ):
-    before = intake.written()
+    before = await intake.written()
     assert_refusal(await deliver(intake, order(**change)), 422, field)
-    assert intake.written() == before
+    assert await intake.written() == before
 
 
 async def test_a_bad_line_item_is_named_by_its_index_and_shopifys_field(intake: Intake):

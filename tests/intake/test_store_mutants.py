@@ -13,7 +13,7 @@ async def test_a_repeated_order_in_another_currency_or_referral_is_a_conflict(in
     referred = intake.purchase("RC2", referral={"code": "MAYA"})
     for event in (plain, referred):
         assert (await intake.post("/v1/purchases", event)).status_code == 202
-    before = intake.written()
+    before = await intake.written()
     for event, field, changed in (
         (plain, "currency", {"currency": "USD"}),
         (plain, "referral", {"referral": {"code": "MAYA"}}),
@@ -23,6 +23,6 @@ async def test_a_repeated_order_in_another_currency_or_referral_is_a_conflict(in
         refused = await intake.post("/v1/purchases", event | changed)
         assert_refusal(refused, 409, field)
         assert [p["field"] for p in refused.json()["problems"]] == [field]
-    assert intake.written() == before
+    assert await intake.written() == before
     for event in (plain, referred):
         assert (await intake.post("/v1/purchases", event)).status_code == 200

@@ -189,7 +189,9 @@ def test_sendgrid_returns_the_message_id_and_sends_the_idempotency_key(
     assert path == "/v3/mail/send"
     assert headers["Authorization"] == "Bearer SG.test-key"
     [personalization] = body["personalizations"]
-    assert personalization["custom_args"] == {"idempotency_key": MESSAGE.idempotency_key}
+    # the email row SendGrid's events name back (docs/email.md)
+    assert personalization["custom_args"] == {"idempotency_key": MESSAGE.idempotency_key,
+                                              "email_id": "0"}
     assert personalization["to"] == [{"email": "ana@example.com", "name": "Ana Ñúñez"}]
     assert body["from"] == {"email": "hello@acme.example", "name": "Acme"}
     assert body["subject"] == MESSAGE.subject
@@ -268,16 +270,48 @@ def test_sendgrid_unreachable_is_retryable(fake_sendgrid: FakeSendGrid) -> None:
     assert (raised.value.retryable, raised.value.status) == (True, None)
 
 
+API_KEY = "SG.abcdef123.ghijkl456"  # shaped like a SendGrid key
+# sendgrid's own check (ValidateApiKey) reads only the content values, and only at their start
+# (re.match); the sender scans every string of the request body instead.
+CARRYING_AN_API_KEY = [
+    pytest.param({"text": f"{API_KEY} is our key"}, "content.value", id="text, first word"),
+    pytest.param({"html": API_KEY}, "content.value", id="html, first word"),
+    pytest.param({"text": f"Our key is {API_KEY}"}, "content.value", id="text"),
+    pytest.param({"html": f"<p>{API_KEY}</p>"}, "content.value", id="html"),
+    pytest.param({"subject": f"Your key {API_KEY}"}, "subject", id="subject"),
+    pytest.param({"subject": API_KEY}, "subject", id="subject, first word"),
+    pytest.param({"to_name": f"Ana {API_KEY}"}, "personalizations.to.name", id="recipient name"),
+    pytest.param({"from_email": f"{API_KEY} <hello@acme.example>"}, "from.name",
+                 id="sender name"),
+    pytest.param({"categories": ("day_1", f"shop:{API_KEY}")}, "categories", id="category"),
+    pytest.param({"shop_id": f"shop-{API_KEY}"},
+                 "personalizations.custom_args.shop_id", id="custom arg"),
+]
+
+
+@pytest.mark.parametrize(("leaked", "part"), CARRYING_AN_API_KEY)
 def test_message_carrying_an_api_key_is_refused_before_sending(
-    fake_sendgrid: FakeSendGrid,
+    fake_sendgrid: FakeSendGrid, leaked: dict[str, Any], part: str
 ) -> None:
-    leaked = replace(MESSAGE, text="SG.abcdef123.ghijkl456 is our key")
-
+    """Wherever in the message the key is (every part SendGrid would be sent), nothing goes
+    out, and the refusal does not repeat the key (it reaches the email row and the history)."""
     with pytest.raises(SendError) as raised:
-        SendGridSender("key", host=fake_sendgrid.url).send(None, 0, leaked)
+        SendGridSender("key", host=fake_sendgrid.url).send(None, 0, replace(MESSAGE, **leaked))
 
-    assert raised.value.retryable is False
+    assert (raised.value.retryable, raised.value.status) == (False, None)
+    assert str(raised.value) == (
+        f"message not sendable: something shaped like a SendGrid API key in {part}"
+    )
+    assert "ghijkl456" not in str(raised.value)
     assert fake_sendgrid.received == []
+
+
+def test_a_message_without_a_key_is_sent(fake_sendgrid: FakeSendGrid) -> None:
+    """The refusal above is for keys only: SendGrid-looking words are sent."""
+    fake_sendgrid.reply = Reply(202, headers={"X-Message-Id": "m-1"})
+    ordinary = replace(MESSAGE, subject="SG. tips", text="Our SG.1 kettle, SG model")
+    assert SendGridSender("key", host=fake_sendgrid.url).send(None, 0, ordinary) == "m-1"
+    assert len(fake_sendgrid.received) == 1
 
 
 # -- building the request -------------------------------------------------------------------------

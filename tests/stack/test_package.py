@@ -38,4 +38,4 @@ def test_wheel_holds_every_module_and_data_file(tmp_path: Path) -> None:
     for module in ("worker.py", "settings.py", "temporal_client.py"):
         assert module in shipped
     entry_points = next(name for name in shipped if name.endswith("entry_points.txt"))
-    assert "loyalloop = cli.main:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
+    assert "loyalloop = cli.main:run" in zipfile.ZipFile(wheel).read(entry_points).decode()

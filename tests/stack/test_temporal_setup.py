@@ -10,6 +10,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -137,3 +138,22 @@ def test_the_commands_for_temporal_cloud_use_tcld():
         "temporal operator search-attribute create --namespace default --name ShopId "
         "--type Keyword"
     ]
+
+
+async def test_a_short_lived_command_ends_with_its_own_exit_code(
+    env: WorkflowEnvironment, tmp_path: Path
+):
+    """A command holding a Temporal client used to abort now and then in CPython's finalization
+    (SIGABRT, "PyGILState_Release: thread state must be current", temporalio/sdk-python#300):
+    3 of 40 runs here. `cli.main.run` ends the process once its output is flushed."""
+    def once(index: int) -> subprocess.CompletedProcess[str]:
+        (tmp_path / str(index)).mkdir()
+        return loyalloop(tmp_path / str(index), env, "default", "temporal", "setup")
+
+    with ThreadPoolExecutor(4) as pool:
+        runs = list(pool.map(once, range(40)))
+    assert [run.returncode for run in runs] == [1] * 40, next(
+        run.stderr for run in runs if run.returncode != 1
+    )
+    assert all(run.stderr.splitlines()[1:] == manual_commands("default", required(), cloud=False)
+               for run in runs)

@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import select
 
 from database.models import AuditEntry, Refund
-from intake.schemas import RefundEvent, UnsubscribeEvent
+from shop_events.schemas import RefundEvent, UnsubscribeEvent
 from support.actions import SupportActions
 from support.audit import Actor
 from support.errors import ActionRefused

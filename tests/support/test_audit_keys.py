@@ -6,7 +6,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from database.models import AuditEntry
-from intake.schemas import RefundEvent, UnsubscribeEvent
+from shop_events.schemas import RefundEvent, UnsubscribeEvent
 from support.actions import SupportActions
 from support.audit import MAX_KEY, action_key
 from tests.lifecycle_kit import LifecycleKit

@@ -18,8 +18,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from temporalio.testing import WorkflowEnvironment
 
 from database.models import AuditEntry, EmailSend
-from intake.schemas import PurchaseEvent, RefundEvent, UnsubscribeEvent
 from ledger.referrals import normalize_email
+from shop_events.schemas import PurchaseEvent, RefundEvent, UnsubscribeEvent
 from support.actions import SupportActions
 from support.audit import Actor
 from support.erase import erase_customer

@@ -171,8 +171,18 @@ def test_public_url_must_be_https(
 ):
     monkeypatch.setenv("LOYALLOOP_PUBLIC_URL", "http://localhost:8000")
     output = _fails(loyalloop, templates_copy, "LOYALLOOP_PUBLIC_URL: 'http://localhost:8000' "
-                    "is not https: unsubscribe links would not be either\n")
+                    "is not https: unsubscribe and referral links would not be either\n")
     assert output.count("LOYALLOOP_PUBLIC_URL") == 1
+
+
+def test_a_hand_made_link_with_the_referral_code_fails(
+    loyalloop: Loyalloop, templates_copy: Path
+):
+    """Only `{{ referral.link }}` (the public `/r/` link) counts the click."""
+    replace(templates_copy, "referral_prompt/body.html", '<a href="{{ referral.link }}">',
+            '<a href="{{ shop.url }}/?ref={{ referral.code }}">')
+    _fails(loyalloop, templates_copy, "templates/referral_prompt/body.html: a link carrying "
+           "the referral code that is not {{ referral.link }}")
 
 
 def test_missing_templates_folder(loyalloop: Loyalloop, tmp_path: Path):

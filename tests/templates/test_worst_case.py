@@ -13,11 +13,11 @@ import pytest
 from click.testing import Result
 from pydantic import ValidationError
 
-from intake.schemas import PurchaseEvent
 from messages import sandbox
 from messages.check import _split
 from messages.render import ELLIPSIS, MAX_SUBJECT_CHARS, TemplateRenderer, shorten
 from messages.samples import SAMPLES, LinkSigning, purchase_context, with_sku_first, worst_case
+from shop_events.schemas import PurchaseEvent
 from tests.lifecycle_kit import LifecycleKit
 from tests.templates.files import edit
 

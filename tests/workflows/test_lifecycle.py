@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import shutil
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
 from database.models import Credit, Purchase
-from intake.schemas import RefundEvent, UnsubscribeEvent
+from shop_events.schemas import RefundEvent, UnsubscribeEvent
 from tests.lifecycle_kit import LifecycleKit
 from workflows.contract import LifecycleSummary
 from workflows.lifecycle import PurchaseLifecycle
@@ -227,13 +227,17 @@ async def test_self_referral_is_refused_and_recorded(kit: LifecycleKit):
 
 
 async def test_lifecycle_status_query_reports_the_next_step(kit: LifecycleKit):
-    handle = await kit.buy(await kit.placed_now("9001"))
+    event = await kit.placed_now("9001")
+    handle = await kit.buy(event)
     await kit.skip(2)
     status = await handle.query(PurchaseLifecycle.status)
     assert status.stage == "onboarding"
     assert status.steps_done == {"day_1": "sent"}
     assert status.next_step == "day_7"
-    assert datetime.fromisoformat(status.next_at) - await kit.now() < timedelta(days=6)
+    # seven days after the purchase's local date, at 10:00 in the customer's zone
+    lisbon = ZoneInfo("Europe/Lisbon")
+    day_7 = event.placed_at.astimezone(lisbon).date() + timedelta(days=7)
+    assert datetime.fromisoformat(status.next_at) == datetime.combine(day_7, time(10), lisbon)
     await kit.service.client.get_workflow_handle(handle.id).signal(PurchaseLifecycle.cancel)
     summary = await handle.result()
     assert summary.stage == "cancelled" and summary.emails_sent == 1

@@ -22,7 +22,7 @@ from temporalio.testing import WorkflowEnvironment
 
 import ledger.referrals
 from database.models import Customer, OutboxMessage, Purchase
-from intake.schemas import UnsubscribeEvent
+from shop_events.schemas import UnsubscribeEvent
 from tests.lifecycle_kit import LifecycleKit
 from workflows.contract import RepeatPurchase
 from workflows.lifecycle import PurchaseLifecycle

@@ -23,8 +23,8 @@ from pydantic import (
     field_validator,
 )
 
-from intake.currencies import CURRENCIES
-from intake.money import in_minor_units, parse_money
+from shop_events.currencies import CURRENCIES
+from shop_events.money import in_minor_units, parse_money
 
 ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$")
 EARLIEST_YEAR, LATEST_YEAR = 1900, 9000  # room for the test server's clock, none for overflow

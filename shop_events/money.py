@@ -12,7 +12,7 @@ from decimal import Decimal
 
 PLAIN_DECIMAL = re.compile(r"(0|[1-9][0-9]{0,11})(\.[0-9]{1,4})?", re.ASCII)
 MAX_MONEY = Decimal("1000000000")
-# ISO 4217 minor units that are not 2 (the currencies in circulation, intake/currencies.py).
+# ISO 4217 minor units that are not 2 (the currencies in circulation, shop_events/currencies.py).
 MINOR_UNITS = {
     **dict.fromkeys(
         ["BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "VND",
