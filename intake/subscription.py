@@ -18,7 +18,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from database.models import AuditEntry, Customer, Purchase
+from database.models import AuditEntry, Customer, EmailSuppression, Purchase
+from intake.suppressions import lift
 from workflows.lifecycle import PurchaseLifecycle
 
 ACTOR = "customer"  # the audit's actor for what a customer did themselves
@@ -32,10 +33,15 @@ class Change:
 
 
 def is_unsubscribed(sessions: sessionmaker[Session], shop_id: str, customer_id: str) -> bool:
+    """Whether marketing email to them has stopped: their unsubscribe, or a suppression from
+    SendGrid's events (a spam report, a bounce), which only their resubscribe may lift, so the
+    page must offer it."""
     with sessions() as session:
         at = session.scalar(select(Customer.unsubscribed_at).where(
             Customer.shop_id == shop_id, Customer.customer_id == customer_id))
-    return at is not None
+        suppressed = session.scalar(select(EmailSuppression.reason).where(
+            EmailSuppression.shop_id == shop_id, EmailSuppression.customer_id == customer_id))
+    return at is not None or suppressed is not None
 
 
 def unsubscribe(
@@ -69,9 +75,13 @@ def resubscribe(sessions: sessionmaker[Session], shop_id: str, customer_id: str)
             update(Customer).where(Customer.id == pk, Customer.unsubscribed_at.is_not(None))
             .values(unsubscribed_at=None)
         ).rowcount
-        if done:
-            _audit(session, "resubscribe", shop_id, customer_id, "the unsubscribe page")
-        return Change(bool(done), [])
+        # The customer's own word lifts a spam report's suppression too; support's cannot.
+        lifted = lift(session.connection(), shop_id, customer_id, datetime.now(UTC),
+                      customers_own=True)
+        if done or lifted:
+            _audit(session, "resubscribe", shop_id, customer_id, "the unsubscribe page",
+                   lifted=lifted)
+        return Change(bool(done or lifted), [])
 
 
 async def tell_lifecycles(client: Client, workflow_ids: list[str]) -> None:
@@ -98,9 +108,13 @@ def _customer_pk(
     return pk
 
 
-def _audit(session: Session, action: str, shop_id: str, customer_id: str, how: str) -> None:
+def _audit(session: Session, action: str, shop_id: str, customer_id: str, how: str,
+           lifted: str | None = None) -> None:
+    detail: dict[str, str] = {"via": how}
+    if lifted:
+        detail["suppression_lifted"] = lifted
     session.add(AuditEntry(actor=ACTOR, action=action, shop_id=shop_id, customer_id=customer_id,
-                           reason=f"the customer's own {action}, by {how}", detail={"via": how}))
+                           reason=f"the customer's own {action}, by {how}", detail=detail))
 
 
 def _workflow_ids(session: Session, customer_pk: int | None) -> list[str]:

@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from cli.main import main
 from database.models import AuditEntry, EmailEvent
+from intake import subscription
 from settings import get_settings
 from support.audit import Actor
 from support.erase import erase_customer
@@ -54,6 +55,25 @@ async def test_a_spam_reports_suppression_is_not_supports_to_lift(webhook: Webho
     with webhook.sessions() as session:
         assert session.scalars(select(AuditEntry.id)
                                .where(AuditEntry.shop_id == webhook.shop_id)).all() == audits
+
+
+async def test_the_customers_own_resubscribe_lifts_a_spam_report(webhook: Webhook) -> None:
+    """What support may not lift, the customer's resubscribe button does, audited as theirs;
+    the page offers it (the customer is shown as stopped) until then."""
+    await _suppress(webhook, "spamreport")
+    assert subscription.is_unsubscribed(webhook.sessions, webhook.shop_id, "c-42")
+
+    change = subscription.resubscribe(webhook.sessions, webhook.shop_id, "c-42")
+
+    assert change.changed
+    assert webhook.suppression().reason is None
+    assert not subscription.is_unsubscribed(webhook.sessions, webhook.shop_id, "c-42")
+    with webhook.sessions() as session:
+        entry = session.scalars(select(AuditEntry).where(
+            AuditEntry.shop_id == webhook.shop_id, AuditEntry.action == "resubscribe")).one()
+        assert (entry.actor, entry.customer_id, entry.detail["suppression_lifted"]) == (
+            "customer", "c-42", "spamreport")
+    assert not subscription.resubscribe(webhook.sessions, webhook.shop_id, "c-42").changed
 
 
 async def test_nothing_to_lift_records_nothing(webhook: Webhook) -> None:
