@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, insert, select, update
+from sqlalchemy import Connection, and_, bindparam, func, insert, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio import activity
@@ -29,6 +29,7 @@ from temporalio.exceptions import ApplicationError
 from activities.failures import without_personal_data
 from activities.purchases import purchase_not_found
 from activities.redact import Redactor
+from activities.schedule import next_send_hour
 from database.models import Creator, Customer, EmailSend, EmailSuppression, Purchase, skus_of
 from database.session import AnyRow, engine_of, lock_for_decision
 from messages.context import build_context, unsubscribe_url
@@ -54,7 +55,7 @@ LOCKED_PURCHASE = (
     select(
         Purchase.placed_at, Purchase.total, Purchase.currency, Purchase.items,
         Purchase.refunded_amount, Customer.customer_id, Customer.email, Customer.first_name,
-        Customer.locale, Customer.referral_code, Customer.marketing_consent,
+        Customer.locale, Customer.timezone, Customer.referral_code, Customer.marketing_consent,
         Customer.unsubscribed_at, Customer.erased_at,
         Creator.name.label("creator_name"), Creator.code.label("creator_code"),
         EmailSuppression.reason.label("suppressed_for"),
@@ -77,6 +78,15 @@ STEP_ROWS = (
            EmailSend.customer_id == bindparam("customer_id"),
            EmailSend.step == bindparam("step"))
     .with_for_update()
+)
+# When the customer was last sent (or handed SendGrid) a marketing email by any lifecycle, for
+# the frequency cap: the latest claim and the latest recorded send, whichever is later.
+LAST_MARKETING = select(func.max(EmailSend.decided_at), func.max(EmailSend.sent_at)).where(
+    EmailSend.shop_id == bindparam("shop_id"),
+    EmailSend.customer_id == bindparam("customer_id"),
+    EmailSend.marketing.is_(True),
+    EmailSend.status.in_(CLAIMED),
+    EmailSend.idempotency_key != bindparam("key"),
 )
 ADD_ROW = insert(EmailSend).returning(EmailSend.id)
 CHANGE_ROW = update(EmailSend).where(EmailSend.id == bindparam("row_id"))
@@ -143,8 +153,14 @@ class EmailActivities:
         others = [r for r in rows if r.workflow_id != req.workflow_id and r.status in CLAIMED]
         reason = _skip_reason(req, purchase, others)
         if reason:
-            step_row.write(status="skipped", skip_reason=reason, decided_at=now)
+            step_row.write(status="skipped", skip_reason=reason, decided_at=now,
+                           deferred_until=None)
             return StepResult(req.step, "skipped", reason)
+        if until := _deferred_until(connection, req, purchase):
+            # Held back, never dropped: the workflow asks again at that send hour.
+            step_row.write(status="deferred", skip_reason="frequency_cap", deferred_until=until,
+                           decided_at=activity.info().current_attempt_scheduled_time)
+            return StepResult(req.step, "deferred", "frequency_cap", deferred_until=until)
         attempts = (row.attempts if row else 0) + 1
         unsubscribe = unsubscribe_url(
             self.identity.public_url, self.identity.link_secret, req.shop_id, purchase.customer_id
@@ -158,12 +174,13 @@ class EmailActivities:
         except TemplateProblem as problem:
             # Kept failing with the error for the marketer; the retry renders again.
             error = redact(str(problem))
-            step_row.write(status="failing", attempts=attempts,
-                           last_error=f"template: {error}"[:2000])
+            step_row.write(status="failing", attempts=attempts, skip_reason=None,
+                           deferred_until=None, last_error=f"template: {error}"[:2000])
             return _Retry("TemplateError", error)
         # Claimed while holding the customer's row: another lifecycle deciding a
         # once-per-customer step now sees this one on its way.
-        row_id = step_row.write(status="sending", attempts=attempts,
+        row_id = step_row.write(status="sending", attempts=attempts, skip_reason=None,
+                                deferred_until=None,
                                 decided_at=activity.info().current_attempt_scheduled_time)
         return _Claimed(
             row_id, req.step, rendered, self._message(req, purchase, rendered), redact
@@ -255,7 +272,6 @@ class EmailActivities:
             "row_id": claimed.row_id,
             "status": "sent",
             "provider": self.sender.name,
-            "decided_at": now,
             "template_name": rendered.template_name,
             "template_hash": rendered.template_hash,
             "subject": rendered.subject,
@@ -302,6 +318,7 @@ class _StepRow:
             "customer_id": self.purchase.customer_id,
             "step": req.step,
             "skus": skus_of(self.purchase.items),
+            "marketing": req.marketing,
             "attempts": 0,
             **values,
         }).scalar_one()
@@ -399,6 +416,27 @@ def _skip_reason(req: SendStep, purchase: AnyRow, others: list[AnyRow]) -> str |
             type="ClaimUnconfirmed",
         )
     return None
+
+
+def _deferred_until(connection: Connection, req: SendStep, purchase: AnyRow) -> datetime | None:
+    """The send hour a marketing email waits for when the customer had another within the
+    frequency cap (from any of their lifecycles); None when it may go now. Decided holding the
+    customer's row, so two lifecycles' emails cannot both pass the cap."""
+    cap = req.frequency_cap
+    if cap is None:
+        return None
+    claimed, sent = connection.execute(LAST_MARKETING, {
+        "shop_id": req.shop_id, "customer_id": purchase.customer_id, "key": req.key,
+    }).one()
+    last = max((at for at in (claimed, sent) if at is not None), default=None)
+    if last is None:
+        return None
+    allowed_from = last + timedelta(seconds=cap.seconds)
+    if activity.info().current_attempt_scheduled_time >= allowed_from:
+        return None
+    return next_send_hour(
+        allowed_from, purchase.placed_at, purchase.timezone, cap.send_hour, cap.day_seconds
+    )
 
 
 def _covered(req: SendStep, skus: list[str], earlier: list[list[str]]) -> str | None:

@@ -62,7 +62,7 @@ STOPPED_SENDS = (
     update(EmailSend)
     .where(
         EmailSend.workflow_id == bindparam("lifecycle"),
-        EmailSend.status.in_(("pending", "failing")),
+        EmailSend.status.in_(("pending", "failing", "deferred")),
     )
     .values(status="skipped", skip_reason=bindparam("reason"))
 )
@@ -245,8 +245,9 @@ class PurchaseActivities:
         key = {"workflow_id": req.workflow_id}
         with self.engine.begin() as connection:
             if req.stopped:
-                # A send the stop interrupted (waiting on its retry) will not go out: say why,
-                # instead of leaving it `failing`. One already handed to SendGrid stays as it is.
+                # A send the stop interrupted (waiting on its retry, or deferred by the
+                # frequency cap) will not go out: say why, instead of leaving it `failing`.
+                # One already handed to SendGrid stays as it is.
                 connection.execute(STOPPED_SENDS, {
                     "lifecycle": req.workflow_id, "reason": f"lifecycle_{req.stopped}"
                 })

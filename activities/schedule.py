@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -15,15 +16,35 @@ def step_due_at(placed_at: datetime, day: int, timezone: str, rules: LifecycleRu
     steps fall at whole compressed days after the purchase."""
     if rules.day_seconds != REAL_DAY:
         return placed_at + timedelta(seconds=day * rules.day_seconds)
-    try:
-        zone = ZoneInfo(timezone)
-    except (ZoneInfoNotFoundError, ValueError):
-        zone = ZoneInfo("UTC")
-    local = placed_at.astimezone(zone)
-    due_date = local.date() + timedelta(days=day)
+    zone = _zone(timezone)
+    due_date = placed_at.astimezone(zone).date() + timedelta(days=day)
     return datetime.combine(due_date, time(rules.send_hour), tzinfo=zone).astimezone(
         placed_at.tzinfo
     )
+
+
+def next_send_hour(
+    earliest: datetime, placed_at: datetime, timezone: str, send_hour: int, day_seconds: int
+) -> datetime:
+    """The first send hour at or after `earliest`, where an email held back by the frequency cap
+    goes out: `send_hour` local time, or on a compressed day the next whole day after the
+    purchase (the moments its steps fall on)."""
+    if day_seconds != REAL_DAY:
+        elapsed = (earliest - placed_at).total_seconds()
+        return placed_at + timedelta(seconds=math.ceil(elapsed / day_seconds) * day_seconds)
+    zone = _zone(timezone)
+    local = earliest.astimezone(zone)
+    at = datetime.combine(local.date(), time(send_hour), tzinfo=zone)
+    if at < earliest:
+        at = datetime.combine(local.date() + timedelta(days=1), time(send_hour), tzinfo=zone)
+    return at.astimezone(earliest.tzinfo)
+
+
+def _zone(timezone: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
 
 
 def days(rules: LifecycleRules, count: int) -> timedelta:

@@ -6,6 +6,7 @@ reasons and errors in a record are shops' and people's text."""
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 from typing import Any
 
 import click
@@ -22,6 +23,11 @@ from support.inspect import inspect_lifecycle
 from support.resubscribe import Resubscribed, resubscribe
 from temporal_client import connect
 
+WAITING_FOR = {
+    "provider_confirmation": "for SendGrid's confirmation",
+    "frequency_cap": "(deferred by the frequency cap)",
+}
+
 
 def print_timeline(record: dict[str, Any]) -> None:
     life = record.get("lifecycle") or {}
@@ -37,7 +43,11 @@ def print_timeline(record: dict[str, Any]) -> None:
         output.echo(f"  stage {life.get('stage') or '-'}; next {life.get('next_step') or '-'}"
                     f" at {life.get('next_at') or '-'}")
         if life.get("waiting_on"):
-            output.echo(f"  waiting on the send of {life['waiting_on']}")
+            why = WAITING_FOR.get(life.get("waiting_for") or "")
+            at = life.get("waiting_until")
+            until = f" until {at.isoformat() if isinstance(at, datetime) else at}" if at else ""
+            output.echo(f"  waiting on the send of {life['waiting_on']}"
+                        f"{' ' + why if why else ''}{until}")
     if record.get("closed_at"):
         output.echo(f"  closed {record['closed_at']}")
     if summary := record.get("summary"):
@@ -53,6 +63,8 @@ def print_timeline(record: dict[str, Any]) -> None:
     output.echo("  emails:")
     for e in record["emails"] or [{"step": "-", "status": "none yet"}]:
         detail = e.get("skip_reason") or e.get("last_error") or ""
+        if e.get("deferred_until"):
+            detail += f" until {e['deferred_until']}"
         resend = " (resend)" if e.get("resend") else ""
         output.echo(f"    {e['step']:<16} {e['status']:<8} {e.get('sent_at') or '':<26} "
                     f"{e.get('template') or ''} {(e.get('template_hash') or '')[:12]} "

@@ -10,7 +10,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint, func
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint, func, true
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from database.types import Money, UTCDateTime
@@ -101,7 +101,8 @@ class Refund(Base):
 
 
 class EmailSend(Base):
-    """One email step of one lifecycle: sent, skipped (with why), or failing (with the error)."""
+    """One email step of one lifecycle: sent, skipped (with why), failing (with the error), or
+    deferred by the frequency cap (`skip_reason` says so) until `deferred_until`."""
 
     __tablename__ = "email_send"
 
@@ -113,6 +114,7 @@ class EmailSend(Base):
     customer_id: Mapped[str] = mapped_column(String(128), index=True)
     step: Mapped[str] = mapped_column(String(64))
     skus: Mapped[list[str]] = mapped_column(JSON, default=list)
+    marketing: Mapped[bool] = mapped_column(default=True, server_default=true())
     status: Mapped[str] = mapped_column(String(16))
     skip_reason: Mapped[str | None] = mapped_column(String(64))
     template_name: Mapped[str | None] = mapped_column(String(300))
@@ -124,6 +126,7 @@ class EmailSend(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     sent_at: Mapped[datetime | None]
     decided_at: Mapped[datetime | None]
+    deferred_until: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
 

@@ -91,6 +91,7 @@ def _email(e: EmailSend, delivered: dict[str, Any] | None) -> dict[str, Any]:
         "last_error": e.last_error,
         "sent_at": _iso(e.sent_at),
         "decided_at": _iso(e.decided_at),
+        "deferred_until": _iso(e.deferred_until),
         "idempotency_key": e.idempotency_key,
         "resend": e.idempotency_key.startswith("resend:"),
         "delivery": delivered or delivery.empty(),

@@ -98,6 +98,16 @@ class BeginLifecycle:
 
 
 @dataclass
+class FrequencyCap:
+    """At most one marketing email per customer within `seconds` (lifecycle time); one over it
+    waits for the next send hour, which `send_hour` and `day_seconds` place."""
+
+    seconds: float
+    send_hour: int
+    day_seconds: int
+
+
+@dataclass
 class SendStep:
     shop_id: str
     order_id: str
@@ -110,6 +120,8 @@ class SendStep:
     # The caller waits for the provider's confirmation of an earlier attempt's send (its row
     # still `sending`) before a resend; callers without it (older workflow code) resend at once.
     wait_if_unconfirmed: bool = False
+    # None: no cap (support's resends, transactional steps, older workflow code).
+    frequency_cap: FrequencyCap | None = None
 
     @property
     def key(self) -> str:
@@ -119,13 +131,16 @@ class SendStep:
 @dataclass
 class StepResult:
     """`unconfirmed`: an earlier attempt's send may have reached the provider and is not
-    confirmed yet; ask again later, and the step resends itself from `resend_at` on."""
+    confirmed yet; ask again later, and the step resends itself from `resend_at` on.
+    `deferred`: the customer had a marketing email within the frequency cap; ask again at
+    `deferred_until`, the next send hour after the cap."""
 
     step: str
     status: str
     reason: str | None = None
     claimed_at: datetime | None = None
     resend_at: datetime | None = None
+    deferred_until: datetime | None = None
 
 
 @dataclass
@@ -186,6 +201,7 @@ class LifecycleStatus:
     unsubscribed: bool
     stopped: str | None
     waiting_on: str | None = None
-    # Why the send of `waiting_on` waits and until when: `provider_confirmation`.
+    # Why the send of `waiting_on` waits and until when: `provider_confirmation`, or
+    # `frequency_cap` (deferred to the next send hour).
     waiting_for: str | None = None
     waiting_until: datetime | None = None

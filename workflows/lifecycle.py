@@ -29,6 +29,7 @@ with workflow.unsafe.imports_passed_through():
         CarriedState,
         CreditMilestones,
         CreditRecorded,
+        FrequencyCap,
         LifecycleInput,
         LifecycleStatus,
         LifecycleSummary,
@@ -64,6 +65,7 @@ PATCH_REPEAT_WINDOW_BY_PLACED_AT = "repeat-window-by-placed-at"
 PATCH_ACT_ON_LATE_SIGNALS = "act-on-signals-during-summary"
 PATCH_LOCAL_DATABASE_STEPS = "database-steps-as-local-activities"
 PATCH_WAIT_FOR_UNCONFIRMED_SEND = "wait-for-unconfirmed-send"
+PATCH_FREQUENCY_CAP = "frequency-cap"
 SEEN_ORDERS_KEPT = 1000
 
 
@@ -80,6 +82,7 @@ class PurchaseLifecycle:
         self.refund_requested = False
         self.cancel_requested = False
         self.sending: str | None = None
+        self.sending_waits_for: str | None = None
         self.sending_waits_until: datetime | None = None
         self.stage = "starting" if carried is None else "resumed"
         self.repeats_this_run = 0
@@ -127,7 +130,7 @@ class PurchaseLifecycle:
             unsubscribed=self.unsubscribed,
             stopped=state.stopped,
             waiting_on=self.sending,
-            waiting_for="provider_confirmation" if self.sending_waits_until else None,
+            waiting_for=self.sending_waits_for,
             waiting_until=self.sending_waits_until,
         )
 
@@ -266,7 +269,8 @@ class PurchaseLifecycle:
     async def _send(self, step: StepDue, idempotency_key: str | None) -> str:
         """Send one step, retried until it goes out or a person stops the lifecycle. A send an
         earlier attempt may have handed to SendGrid is waited for (durable timers, growing
-        intervals) until its event confirms it or the step resends itself."""
+        intervals) until its event confirms it or the step resends itself; one the frequency cap
+        holds back waits for the send hour it was deferred to."""
         self.sending = step.step
         request = SendStep(
             shop_id=self.input.shop_id,
@@ -278,16 +282,20 @@ class PurchaseLifecycle:
             once_per=step.once_per,
             idempotency_key=idempotency_key,
             wait_if_unconfirmed=workflow.patched(PATCH_WAIT_FOR_UNCONFIRMED_SEND),
+            frequency_cap=self._frequency_cap(step, idempotency_key),
         )
         result = await self._attempt(request)
         checks = 0
-        while result is not None and result.status == "unconfirmed" and result.resend_at:
-            self.sending_waits_until = result.resend_at
-            wait = next_check(workflow.now(), result.resend_at, checks)
-            checks += 1
+        while result is not None and (waiting := _waiting(result)) is not None:
+            self.sending_waits_for, self.sending_waits_until = waiting
+            if result.status == "unconfirmed":
+                wait = next_check(workflow.now(), self.sending_waits_until, checks)
+                checks += 1
+            else:
+                wait = max(self.sending_waits_until - workflow.now(), timedelta(seconds=1))
             with contextlib.suppress(TimeoutError):
                 await workflow.wait_condition(self._stop_asked, timeout=wait)
-            self.sending_waits_until = None
+            self.sending_waits_for = self.sending_waits_until = None
             if self._stop_asked():
                 result = None
                 break
@@ -296,6 +304,15 @@ class PurchaseLifecycle:
         if result is None:
             return "stopped"
         return result.status if result.reason is None else f"{result.status}:{result.reason}"
+
+    def _frequency_cap(self, step: StepDue, idempotency_key: str | None) -> FrequencyCap | None:
+        """The cap a scheduled marketing step is held to; support's resend is on purpose."""
+        rules = self.input.rules
+        if not step.marketing or idempotency_key is not None or rules.frequency_cap_hours <= 0:
+            return None
+        if not workflow.patched(PATCH_FREQUENCY_CAP):
+            return None
+        return FrequencyCap(rules.frequency_cap_seconds(), rules.send_hour, rules.day_seconds)
 
     async def _attempt(self, request: SendStep) -> StepResult | None:
         """One run of the email step with its retries; None when a stop cut it short."""
@@ -417,6 +434,15 @@ class PurchaseLifecycle:
 
     def _now_iso(self) -> str:
         return workflow.now().isoformat()
+
+
+def _waiting(result: StepResult) -> tuple[str, datetime] | None:
+    """What a step's answer makes its send wait for, and until when."""
+    if result.status == "unconfirmed" and result.resend_at:
+        return "provider_confirmation", result.resend_at
+    if result.status == "deferred" and result.deferred_until:
+        return "frequency_cap", result.deferred_until
+    return None
 
 
 def _at(iso: str) -> datetime:

@@ -64,6 +64,9 @@ class LifecycleRules:
     spend_thresholds: list[str] = field(default_factory=lambda: ["100", "250", "500"])
     tiers: list[Tier] = field(default_factory=_default_tiers)
     rewards: dict[str, str] = field(default_factory=_default_rewards)
+    # At most one marketing email per customer in this many hours, across all of the customer's
+    # lifecycles; one over it waits for the next send hour (docs/lifecycle.md). 0 turns it off.
+    frequency_cap_hours: float = 16
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> "LifecycleRules":
@@ -91,6 +94,9 @@ class LifecycleRules:
             raise ValueError("day_seconds must be positive")
         if not 0 <= self.send_hour <= 23:
             raise ValueError("send_hour must be between 0 and 23")
+        cap = self.frequency_cap_hours
+        if isinstance(cap, bool) or not isinstance(cap, int | float) or not 0 <= cap <= 720:
+            raise ValueError("frequency_cap_hours must be between 0 and 720 (30 days)")
         if self.attribution_window_days < 0 or self.hold_days < 0:
             raise ValueError("attribution_window_days and hold_days must not be negative")
         for name in [*(s.step for s in self.steps), *(t.name for t in self.tiers)]:
@@ -112,6 +118,10 @@ class LifecycleRules:
         missing = {"referral", "first_repeat_purchase", "spend", "tier"} - set(self.rewards)
         if missing:
             raise ValueError(f"rewards lack: {', '.join(sorted(missing))}")
+
+    def frequency_cap_seconds(self) -> float:
+        """The cap in lifecycle time: a compressed day compresses it too."""
+        return self.frequency_cap_hours * 3600 * self.day_seconds / 86400
 
     def reward(self, milestone: str) -> str:
         """Reward for a milestone; `spend:250` may have its own entry, else the `spend` one."""

@@ -73,7 +73,7 @@ def test_whole_journey_with_a_repeat_purchase(files: Path) -> None:
     assert first == [
         ("day_1", 1, "sent"),
         ("day_7", 7, "sent"),
-        ("referral_prompt", 7, "sent"),
+        ("referral_prompt", 8, "sent"),  # due with day_7, held by the frequency cap
         ("day_21", 21, "sent"),
     ]
     assert {e["local_time"][11:16] for e in timeline["emails"] if e["status"] == "sent"} == {

@@ -42,7 +42,9 @@ async def test_happy_path_sends_every_step_at_ten_local_and_approves_the_referra
         local = email.sent_at.astimezone(lisbon)
         assert (local.hour, local.minute) == (10, 0)
         local_dates.append((local.date() - placed.astimezone(lisbon).date()).days)
-    assert local_dates == [1, 7, 7, 21]
+    # The referral prompt is due with day_7; the 16-hour frequency cap holds it back to the
+    # next day's send hour.
+    assert local_dates == [1, 7, 8, 21]
     outbox = kit.outbox(handle.id)
     assert len(outbox) == 4 and all(m.to_email == "c-42@example.com" for m in outbox)
     with kit.sessions() as session:

@@ -58,6 +58,10 @@ def test_a_threshold_may_have_its_own_reward() -> None:
         ({"spend_thresholds": ["lots"]}, "'lots' is not a non-negative decimal amount"),
         ({"rewards": {"referral": "5"}}, "rewards lack: first_repeat_purchase, spend, tier"),
         ({"day_seconds": 0}, "day_seconds must be positive"),
+        ({"frequency_cap_hours": -1}, "frequency_cap_hours must be between 0 and 720"),
+        ({"frequency_cap_hours": 721}, "frequency_cap_hours must be between 0 and 720"),
+        ({"frequency_cap_hours": "16"}, "frequency_cap_hours must be between 0 and 720"),
+        ({"frequency_cap_hours": True}, "frequency_cap_hours must be between 0 and 720"),
     ],
 )
 def test_bad_rules_name_what_is_wrong(raw: dict, message: str) -> None:
