@@ -34,7 +34,7 @@ from database.models import Creator, Customer, EmailSend, EmailSuppression, Purc
 from database.session import AnyRow, engine_of, lock_for_decision
 from messages.context import build_context, unsubscribe_url
 from messages.render import Rendered, TemplateProblem, TemplateRenderer
-from messages.senders import Message, Sender, SendError
+from messages.senders import SHOP_CATEGORY, Message, Sender, SendError
 from workflows.contract import SendStep, StepResult
 
 DONE = ("sent", "skipped")
@@ -260,7 +260,7 @@ class EmailActivities:
             html=rendered.html,
             text=rendered.text,
             idempotency_key=req.key,
-            categories=(req.step, f"shop:{req.shop_id}"),
+            categories=(req.step, f"{SHOP_CATEGORY}{req.shop_id}"),
             list_unsubscribe=unsubscribe_url(self.identity.public_url, self.identity.link_secret,
                                              req.shop_id, purchase.customer_id),
             shop_id=req.shop_id,

@@ -3,7 +3,8 @@ is written: a malformed batch is refused whole (400, naming the event and field)
 retry of a fixed batch is the only way any of it lands.
 
 Only what an event needs is kept: its id, type and time, the ids that name our email (the
-custom args every send carries, `sg_message_id`), the address for events without them, and a
+custom args every send carries, `sg_message_id`), the address and the shop (from the custom
+args, or the `shop:` category) for events without them, and a
 few fixed-vocabulary details (bounce type, SMTP status). Event types we do not know are kept
 too, as SendGrid adds them."""
 
@@ -16,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from intake.errors import EventRejected
+from messages.senders import SHOP_CATEGORY
 
 MAX_EVENT_ID = 100
 MAX_EVENT_TYPE = 32
@@ -73,6 +75,8 @@ def _event(index: int, item: Any) -> Event:
         raise EventRejected(400, f"{where}.timestamp", "must be a Unix time in whole seconds")
     email_id = item.get("email_id")
     shop_id = item.get("shop_id")
+    if not isinstance(shop_id, str):
+        shop_id = _shop_category(item.get("category"))
     assert event_id is not None and kind is not None
     return Event(
         sg_event_id=event_id,
@@ -87,6 +91,18 @@ def _event(index: int, item: Any) -> Event:
         sg_message_id=_text(item, "sg_message_id", where, MAX_MESSAGE_ID),
         detail=_detail(item),
     )
+
+
+def _shop_category(category: Any) -> str | None:
+    """The shop from the `shop:<id>` category every send carries, for an event SendGrid sent
+    without our custom args. SendGrid posts one category as a string and several as a list;
+    anything else names no shop (categories only group statistics: never a reason to refuse)."""
+    categories = [category] if isinstance(category, str) else category
+    if not isinstance(categories, list):
+        return None
+    shops = {c.removeprefix(SHOP_CATEGORY) for c in categories
+             if isinstance(c, str) and c.startswith(SHOP_CATEGORY)}
+    return shops.pop() if len(shops) == 1 else None
 
 
 def _text(item: dict[str, Any], name: str, where: str, limit: int, *,

@@ -15,11 +15,12 @@ def unsubscribe_url(public_url: str, secret: str, shop_id: str, customer_id: str
     return f"{public_url}/u/{quote(shop_id)}/{quote(customer_id)}?token={token}"
 
 
-def referral_link(public_url: str, code: str) -> str:
+def referral_link(public_url: str, code: str, shop_id: str) -> str:
     """The tracked link (`GET /r/{code}` counts the click, then sends the friend to the shop
     with the code in `?ref=`), so a shared link that was clicked can be told from one never
-    opened."""
-    return f"{public_url}/r/{quote(code, safe='')}"
+    opened. It names the shop too, so a code that is gone (its customer erased) still leads
+    the friend to the shop."""
+    return f"{public_url}/r/{quote(code, safe='')}?shop={quote(shop_id, safe='')}"
 
 
 def build_context(
@@ -48,7 +49,10 @@ def build_context(
     ]
     referral = None
     if referral_code:
-        referral = {"code": referral_code, "link": referral_link(public_url, referral_code)}
+        referral = {
+            "code": referral_code,
+            "link": referral_link(public_url, referral_code, str(shop["id"])),
+        }
     return {
         "step": step,
         "shop": shop,

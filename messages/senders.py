@@ -36,6 +36,9 @@ SENDGRID_HOST = "https://api.sendgrid.com"
 # and its category docs ask for 7-bit US-ASCII. Categories only group statistics, so a send is
 # never refused over one: they are cleaned instead.
 MAX_CATEGORIES = 10
+# Every send's categories are its step and `shop:<id>`: SendGrid's events carry them back, which
+# names the shop of an event that lost its custom args (intake/sendgrid_events.py).
+SHOP_CATEGORY = "shop:"
 MAX_CATEGORY_LENGTH = 255
 ERROR_BODY_LIMIT = 1000
 BETWEEN_WORDS = ' \t\n",;<>()[]{}'

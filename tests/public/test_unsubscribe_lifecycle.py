@@ -56,9 +56,10 @@ async def test_the_referral_prompt_links_the_tracked_referral_link(public: Publi
             Customer.shop_id == kit.shop_id, Customer.customer_id == "c-42"))
     assert code
     prompt = next(m for m in kit.outbox(handle.id) if code in m.text)
-    tracked = f"{kit.settings.public_url}/r/{code}"
+    tracked = f"{kit.settings.public_url}/r/{code}?shop={kit.shop_id}"
     assert f'href="{tracked}"' in prompt.html and tracked in prompt.text
-    response = await public.http.get(urlsplit(tracked).path)
+    link = urlsplit(tracked)
+    response = await public.http.get(f"{link.path}?{link.query}")
     assert response.status_code == 302 and response.headers["location"].endswith(f"ref={code}")
 
 

@@ -129,3 +129,21 @@ async def test_a_batch_of_sendgrids_largest_size_is_taken(webhook: Webhook) -> N
 
     assert (response.status_code, response.json()["recorded"]) == (200, 1200), response.text
 
+
+
+async def test_a_batch_over_2_mib_is_a_413_that_writes_nothing(webhook: Webhook) -> None:
+    """SendGrid's batches are at most 768 KB; a body past the webhook's 2 MiB is refused before
+    it is parsed, signed or not."""
+    webhook.customer()
+    email_id = webhook.email(status="sending")
+    good = event("delivered", email_id=str(email_id), shop_id=webhook.shop_id)
+    body = json.dumps([good] + [event("open", padding="x" * 1000) for _ in range(2200)]).encode()
+    assert len(body) > 2 * 1024 * 1024
+    before = webhook.written()
+
+    response = await webhook.post(None, body=body)
+
+    assert response.status_code == 413, response.text
+    assert "body" in [p["field"] for p in response.json()["problems"]]
+    assert webhook.written() == before
+    assert webhook.row(email_id).status == "sending"

@@ -41,12 +41,45 @@ async def test_without_either_the_address_names_the_customer_of_the_shop(
     assert webhook.suppression().reason == "bounce"
 
 
-async def test_an_address_without_a_shop_suppresses_no_one(webhook: Webhook) -> None:
-    webhook.customer(email="lost@example.com")
-    await webhook.post([event("bounce", type="bounce", email="lost@example.com")])
+@pytest.mark.parametrize("category", [
+    "shop:{shop}", ["day_1", "shop:{shop}"],
+])
+async def test_without_custom_args_the_shops_category_and_the_address_name_the_customer(
+    webhook: Webhook, category: str | list[str],
+) -> None:
+    """A bounce SendGrid posts without our custom args still carries the send's categories."""
+    webhook.customer(email="ana.c@example.com")
+    named = ([c.format(shop=webhook.shop_id) for c in category] if isinstance(category, list)
+             else category.format(shop=webhook.shop_id))
+    await webhook.post([event("bounce", type="bounce", email="Ana.C@example.com",
+                              category=named)])
 
+    assert webhook.events()[-1].customer_id == "c-42"
+    assert webhook.suppression().reason == "bounce"
+
+
+@pytest.mark.parametrize("category", [
+    None, "day_1", ["shop:{shop}", "shop:{shop}-other"], 7, {"shop": "{shop}"},
+])
+async def test_an_address_without_a_shop_suppresses_no_one(
+    webhook: Webhook, category: object,
+) -> None:
+    """Neither custom args, nor a message id we sent, nor one shop's category: which shop's
+    customer it is cannot be told, and one shop's event never reaches another's customer (that
+    shop's own send to the address brings its own bounce)."""
+    fields = {} if category is None else {"category": (
+        [c.format(shop=webhook.shop_id) for c in category] if isinstance(category, list)
+        else category.format(shop=webhook.shop_id) if isinstance(category, str) else category
+    )}
+    webhook.customer(email="lost@example.com")
+    webhook.customer(shop_id=f"{webhook.shop_id}-other", email="lost@example.com")
+    response = await webhook.post([event("bounce", type="bounce", email="lost@example.com",
+                                         **fields)])
+
+    assert response.status_code == 200  # kept, unmapped: a category is never a reason to refuse
     assert webhook.events()[-1].customer_id is None
     assert webhook.suppression() is None
+    assert webhook.suppression(shop_id=f"{webhook.shop_id}-other") is None
 
 
 async def test_another_shops_email_id_is_not_this_shops_event(webhook: Webhook) -> None:

@@ -4,6 +4,7 @@ again, and is resent once, only when no event came within the wait. The outbox n
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from activities.emails import EmailActivities, EmailIdentity
 from database.session import lock_for_decision
 from messages.render import TemplateRenderer
 from messages.senders import Message, OutboxSender, SendGridSender
+from settings import Settings
 from tests.messages.test_senders import FakeSendGrid, Reply, fake_sendgrid  # noqa: F401
 from tests.workflows.unconfirmed_sends import (
     WAIT,
@@ -23,6 +25,7 @@ from tests.workflows.unconfirmed_sends import (
     one_step,
     run_lifecycle,
 )
+from worker import build_workers
 from workflows.contract import SendStep, StepResult
 from workflows.unconfirmed import next_check
 
@@ -150,3 +153,18 @@ async def test_the_outbox_sends_a_step_left_sending_at_once(
     assert len(kit.outbox(handle.id)) == 1
     assert summary.emails_sent == 1
 
+
+
+async def test_the_wait_is_ten_minutes_unless_set_and_the_worker_uses_it(
+    env: WorkflowEnvironment, monkeypatch: pytest.MonkeyPatch, sessions: sessionmaker[Session],
+) -> None:
+    """LOYALLOOP_UNCERTAIN_SEND_WAIT: 600 s by default; the worker's email step waits that long."""
+    assert Settings(_env_file=None).uncertain_send_wait == 600
+    monkeypatch.setenv("LOYALLOOP_UNCERTAIN_SEND_WAIT", "42")
+    settings = Settings(_env_file=None, sendgrid_api_key=None)
+    with ThreadPoolExecutor(max_workers=1) as executor:
+        workers = build_workers(env.client, sessions, settings, executor)
+    # The Worker keeps its activities in its config: the email step's bound method.
+    [step] = [a for w in workers for a in w._config["activities"]
+              if getattr(a, "__name__", "") == "send_step"]
+    assert step.__self__.unconfirmed_wait == timedelta(seconds=42)
