@@ -67,11 +67,14 @@ templates-check: $(PY_DEPS)
 
 compose-check:
 	@if command -v docker-compose >/dev/null 2>&1; then \
-	  LOYALLOOP_SHOP_KEYS=ci:ci-key POSTGRES_PASSWORD=ci LOYALLOOP_LINK_SECRET=ci \
-	  LOYALLOOP_PUBLIC_URL=https://loyalloop.example \
-	    docker-compose -f docker-compose.yml config -q && echo "docker-compose.yml is valid"; \
+	  export LOYALLOOP_SHOP_KEYS=ci:ci-key POSTGRES_PASSWORD=ci LOYALLOOP_LINK_SECRET=ci \
+	    LOYALLOOP_PUBLIC_URL=https://loyalloop.example \
+	    TEMPORAL_ADDRESS=ns.acct.tmprl.cloud:7233 TEMPORAL_NAMESPACE=ns.acct && \
+	  docker-compose -f docker-compose.yml config -q && echo "docker-compose.yml is valid" && \
+	  docker-compose -f deploy/compose.cloud.yml config -q && \
+	    echo "deploy/compose.cloud.yml is valid"; \
 	else \
-	  echo "note: docker-compose missing: docker-compose.yml not validated"; \
+	  echo "note: docker-compose missing: the compose files are not validated"; \
 	fi
 
 pytest: $(PY_DEPS) $(NODE_DEPS)

@@ -13,7 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from workflows.rules import LifecycleRules
@@ -41,6 +41,13 @@ class Settings(BaseSettings):
     temporal_tls_key: Path | None = None
     temporal_api_key: SecretStr | None = None
     temporal_ui_url: str = Field("http://localhost:8233", validation_alias="LOYALLOOP_TEMPORAL_UI")
+
+    @field_validator("temporal_tls_cert", "temporal_tls_key", mode="before")
+    @classmethod
+    def _unset_when_empty(cls, value: object) -> object:
+        """`TEMPORAL_TLS_CERT=` (compose passes an unset variable as empty) means no file, not
+        the working directory."""
+        return None if value == "" else value
 
     database_url: str = Field(
         default_factory=lambda: f"sqlite:///{(DATA_DIR / 'loyalloop.db').resolve()}"

@@ -303,7 +303,7 @@ class _StepRow:
         self.connection = connection
         self.req = req
         self.purchase = purchase
-        self.id = found.id if found is not None else None
+        self.id: int | None = found.id if found is not None else None
 
     def write(self, **values: Any) -> int:
         if self.id is not None:

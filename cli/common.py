@@ -8,7 +8,7 @@ import json
 import sys
 from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 from pydantic import ValidationError
@@ -19,7 +19,7 @@ from settings import Settings, get_settings
 T = TypeVar("T")
 
 
-def fail(message: str, code: int = 2) -> None:
+def fail(message: str, code: int = 2) -> NoReturn:
     """One line, whatever it quotes (ids, file contents, a driver's text): escaped."""
     click.echo(f"error: {output.safe(message)}", err=True)
     sys.exit(code)
@@ -30,7 +30,6 @@ def settings_or_fail() -> Settings:
         return get_settings()
     except (ValidationError, ValueError) as error:
         fail(f"configuration: {error}")
-        raise  # unreachable
 
 
 def run(coro_factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
@@ -51,7 +50,6 @@ def run(coro_factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
         fail(f"cannot reach Temporal: {error}")
     except DBAPIError as error:
         fail(f"database: {str(error.orig).strip().partition(chr(10))[0]}")
-    raise AssertionError("unreachable")
 
 
 def read_event(path: Path, model: type[T]) -> T:
@@ -72,5 +70,4 @@ def read_event(path: Path, model: type[T]) -> T:
     except ValidationError as error:
         problems = "; ".join(f"{p['field']}: {p['problem']}" for p in describe_errors(error))
         fail(f"{path}: {problems}")
-    raise AssertionError("unreachable")
 

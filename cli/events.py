@@ -23,7 +23,6 @@ class EventCommand(click.Command):
             return super().parse_args(ctx, args)
         except click.UsageError as error:
             fail(f"{error.format_message()} (see `loyalloop {self.name} --help`)")
-            raise  # unreachable
 
 
 def _validated(model, **fields):  # type: ignore[no-untyped-def]
@@ -36,7 +35,7 @@ def _validated(model, **fields):  # type: ignore[no-untyped-def]
 @click.command(cls=EventCommand)
 @click.argument("file", type=click.Path(path_type=Path))
 def purchase(file: Path) -> None:
-    """Report a purchase from a JSON file (SPEC's event format)."""
+    """Report a purchase from a JSON file (the event format of docs/intake.md)."""
     event = read_event(file, PurchaseEvent)
     settings = settings_or_fail()
 

@@ -1,4 +1,4 @@
-"""The shop events of SPEC.md, validated strictly: a bad event is refused whole, naming the
+"""The shop events (docs/intake.md), validated strictly: a bad event is refused whole, naming the
 field that is wrong, before anything is written."""
 
 from __future__ import annotations

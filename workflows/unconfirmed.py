@@ -17,5 +17,5 @@ LONGEST_CHECK = timedelta(minutes=2)
 def next_check(now: datetime, resend_at: datetime, checks_done: int) -> timedelta:
     """The wait before the next look: doubling from 10 s, at most 2 minutes, and never past the
     moment the step resends itself (so the resend is not late by a whole interval)."""
-    growing = min(FIRST_CHECK * 2 ** min(checks_done, 16), LONGEST_CHECK)
+    growing = min(FIRST_CHECK * (1 << min(checks_done, 16)), LONGEST_CHECK)
     return max(min(growing, resend_at - now), timedelta(0))

@@ -25,7 +25,7 @@ def own_database(tmp_path: Path) -> Iterator[sessionmaker[Session]]:
 
 @pytest.fixture(scope="session")
 def prism_url() -> Iterator[str]:
-    """Base URL of `prism mock --errors` over ../shared/sendgrid/mail_v3.openapi.json."""
+    """Base URL of `prism mock --errors` over tests/contract/sendgrid/mail_v3.openapi.json."""
     missing = missing_tools()
     if missing:
         pytest.skip(

@@ -23,12 +23,21 @@ REQUIRED = {"POSTGRES_PASSWORD": "ci", "LOYALLOOP_SHOP_KEYS": "ci:ci-key",
 LONG_RUNNING = ("postgresql", "temporal", "temporal-ui", "worker", "api")
 
 
-def compose_config(**env: str) -> subprocess.CompletedProcess[str]:
+CLOUD = ROOT / "deploy" / "compose.cloud.yml"
+CLOUD_REQUIRED = {**REQUIRED, "TEMPORAL_ADDRESS": "ns.acct.tmprl.cloud:7233",
+                  "TEMPORAL_NAMESPACE": "ns.acct"}
+APP = ("postgresql", "migrate", "worker", "api")
+# What the cloud file's app services may set differently: where Temporal is, and how to reach it.
+TEMPORAL_ENV = {"TEMPORAL_ADDRESS", "TEMPORAL_NAMESPACE", "TEMPORAL_API_KEY", "TEMPORAL_TLS_CERT",
+                "TEMPORAL_TLS_KEY", "LOYALLOOP_TEMPORAL_UI"}
+
+
+def compose_config(file: Path = COMPOSE, **env: str) -> subprocess.CompletedProcess[str]:
     if shutil.which("docker-compose") is None:
         pytest.skip("docker-compose is not installed (Debian: apt-get install docker-compose)")
-    clean = {k: v for k, v in os.environ.items() if k not in REQUIRED}
+    clean = {k: v for k, v in os.environ.items() if k not in CLOUD_REQUIRED}
     return subprocess.run(
-        ["docker-compose", "-f", str(COMPOSE), "config"], cwd=ROOT, env={**clean, **env},
+        ["docker-compose", "-f", str(file), "config"], cwd=ROOT, env={**clean, **env},
         capture_output=True, text=True, timeout=60,
     )
 
@@ -122,3 +131,51 @@ def test_app_services_only_set_variables_settings_reads(services: dict[str, Any]
         unknown = set(services[name]["environment"]) - known
         assert not unknown, f"{name} sets {unknown}, which settings.py does not read"
     assert services["api"]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+
+
+@pytest.fixture(scope="module")
+def cloud() -> dict[str, Any]:
+    done = compose_config(CLOUD, **CLOUD_REQUIRED, TEMPORAL_API_KEY="temporal-key-1")
+    assert done.returncode == 0, done.stderr
+    return yaml.safe_load(done.stdout)["services"]
+
+
+def test_the_cloud_file_runs_no_temporal_of_its_own(cloud: dict[str, Any]) -> None:
+    assert set(cloud) == set(APP)
+    for name in ("worker", "api"):
+        assert cloud[name]["depends_on"] == {
+            "migrate": {"condition": "service_completed_successfully"}}
+
+
+def test_the_cloud_file_passes_temporals_address_and_credentials(cloud: dict[str, Any]) -> None:
+    for name in ("migrate", "worker", "api"):
+        env = cloud[name]["environment"]
+        assert (env["TEMPORAL_ADDRESS"], env["TEMPORAL_NAMESPACE"], env["TEMPORAL_API_KEY"]) == (
+            "ns.acct.tmprl.cloud:7233", "ns.acct", "temporal-key-1"), name
+        # unset, the TLS files are empty, which settings read as none
+        assert (env["TEMPORAL_TLS_CERT"], env["TEMPORAL_TLS_KEY"]) == ("", ""), name
+        assert Settings(_env_file=None, temporal_tls_cert="").temporal_tls_cert is None
+        assert "/etc/temporal-tls:ro" in " ".join(map(str, cloud[name]["volumes"])), name
+
+
+@pytest.mark.parametrize("secret", ["TEMPORAL_ADDRESS", "TEMPORAL_NAMESPACE"])
+def test_the_cloud_file_refuses_to_start_without_where_temporal_is(secret: str) -> None:
+    done = compose_config(CLOUD, **{k: v for k, v in CLOUD_REQUIRED.items() if k != secret})
+    assert done.returncode != 0 and f"set {secret}" in done.stderr
+
+
+@pytest.mark.parametrize("name", APP)
+def test_the_cloud_files_app_services_are_the_production_ones(
+    services: dict[str, Any], cloud: dict[str, Any], name: str,
+) -> None:
+    """The cloud file repeats docker-compose.yml's app services (compose cannot extend a
+    service with `depends_on`): they may differ only in Temporal's settings, the client
+    certificates' folder and the local Temporal they wait for."""
+    def comparable(service: dict[str, Any]) -> dict[str, Any]:
+        env = {k: v for k, v in service.get("environment", {}).items() if k not in TEMPORAL_ENV}
+        depends = {k: v for k, v in service.get("depends_on", {}).items()
+                   if not k.startswith("temporal")}
+        volumes = [v for v in service.get("volumes", []) if "temporal-tls" not in str(v)]
+        return {**service, "environment": env, "depends_on": depends, "volumes": volumes}
+
+    assert comparable(cloud[name]) == comparable(services[name])
