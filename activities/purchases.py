@@ -33,6 +33,7 @@ from workflows.contract import (
     StepDue,
     SummarizeLifecycle,
 )
+from workflows.state import CREDITED
 
 # Every lifecycle runs these, so they are prepared Core statements (compiled once, cached), as
 # the intake's are, not the ORM's unit of work.
@@ -174,7 +175,7 @@ class PurchaseActivities:
                 "referrer": referrer_code, "closes": window_closes_at,
             })
             recorded = []
-            if attribution in ("creator", "customer") and referrer_code:
+            if attribution in CREDITED and referrer_code:
                 referrer = credits.Referrer(attribution, referrer_code)
                 recorded = _credit(
                     connection, purchase, req, req.order_id, referrer, ["referral"], now

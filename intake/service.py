@@ -44,6 +44,7 @@ from workflows import search
 from workflows.contract import LifecycleInput, RefundRequest, RepeatPurchase
 from workflows.lifecycle import PurchaseLifecycle
 from workflows.rules import LifecycleRules
+from workflows.state import CREDITED
 
 
 @dataclass(frozen=True)
@@ -214,7 +215,8 @@ class LifecycleService:
                 continue
             closes = other.window_closes_at
             open_window = closes is None or closes > purchase.placed_at
-            may_credit = other.attribution in (None, "creator", "customer")
+            # not attributed yet (its lifecycle not begun), or crediting a referrer
+            may_credit = other.attribution is None or other.attribution in CREDITED
             if open_window and may_credit and other.refunded_amount == 0:
                 earlier.append(OpenLifecycle(other.shop_id, other.order_id, other.workflow_id))
         repeat = RepeatPurchase(

@@ -23,6 +23,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.emails import EmailActivities
     from activities.purchases import PurchaseActivities
     from workflows import search
+    from workflows import state as derived
     from workflows.contract import (
         ApproveCredits,
         BeginLifecycle,
@@ -117,7 +118,7 @@ class PurchaseLifecycle:
             return LifecycleStatus(
                 self.stage, {}, None, None, None, "pending", 0, 0, self.unsubscribed, None
             )
-        upcoming = self._next_step()
+        upcoming = derived.next_step(state)
         return LifecycleStatus(
             stage=self.stage,
             steps_done=dict(state.steps_done),
@@ -145,10 +146,8 @@ class PurchaseLifecycle:
             )
             self.state = CarriedState(plan=plan)
             self._await_approval(plan.credits)
-            if plan.referrer_code and plan.attribution in ("creator", "customer"):
-                workflow.upsert_search_attributes(
-                    [search.CREATOR_CODE.value_set(plan.referrer_code)]
-                )
+            if referrer := derived.credited_referrer(plan):
+                workflow.upsert_search_attributes([search.CREATOR_CODE.value_set(referrer)])
         state = self.state
 
         while True:
@@ -178,8 +177,8 @@ class PurchaseLifecycle:
             await self._handle_resends()
             await self._send_due_steps()
             await self._approve_due_credits()
-            self._set_stage(self._current_stage())
-            wake = self._next_wake()
+            self._set_stage(derived.stage(state, workflow.now()))
+            wake = derived.next_wake(state, workflow.now())
             if wake is None and not self._has_work():
                 return
             if self._should_continue_as_new() and not self._has_work():
@@ -260,7 +259,9 @@ class PurchaseLifecycle:
 
     async def _send_due_steps(self) -> None:
         state = self._state()
-        while (step := self._next_step()) is not None and _at(step.due_at) <= workflow.now():
+        while (step := derived.next_step(state)) is not None and (
+            derived.at(step.due_at) <= workflow.now()
+        ):
             if self.refund_requested or self.cancel_requested:
                 return
             outcome = await self._send(step, None)
@@ -337,7 +338,7 @@ class PurchaseLifecycle:
 
     async def _approve_due_credits(self) -> None:
         state = self._state()
-        due = [cid for cid, at in state.pending_approvals.items() if _at(at) <= workflow.now()]
+        due = derived.due_credits(state, workflow.now())
         if not due:
             return
         await self._database(
@@ -360,7 +361,7 @@ class PurchaseLifecycle:
             step, arg, start_to_close_timeout=DATABASE_TIMEOUT, retry_policy=DATABASE_RETRY
         )
 
-    # Derived state.
+    # The workflow's own state (derived state is workflows/state.py's).
 
     def _state(self) -> CarriedState:
         assert self.state is not None
@@ -370,56 +371,16 @@ class PurchaseLifecycle:
         for credit in recorded:
             self._state().pending_approvals[credit.credit_id] = credit.approve_after
 
-    def _next_step(self) -> StepDue | None:
-        state = self._state()
-        if state.stopped is not None:
-            return None
-        return next((s for s in state.plan.steps if s.step not in state.steps_done), None)
-
-    def _accepting_repeats(self) -> bool:
-        state = self._state()
-        return (
-            state.stopped is None
-            and state.plan.referrer_code is not None
-            and state.plan.attribution in ("creator", "customer")
-            and workflow.now() < _at(state.plan.window_closes_at)
-        )
-
     def _credits_repeat(self, repeat: RepeatPurchase) -> bool:
         """Whether a repeat purchase counts: judged by when it was placed, not by when the
         lifecycle got to it (a dead worker or a failing provider may have held it up)."""
         if repeat.placed_at is None or not workflow.patched(PATCH_REPEAT_WINDOW_BY_PLACED_AT):
-            return self._accepting_repeats()
-        state = self._state()
-        return (
-            state.stopped is None
-            and state.plan.referrer_code is not None
-            and state.plan.attribution in ("creator", "customer")
-            and _at(repeat.placed_at) < _at(state.plan.window_closes_at)
-        )
+            return derived.counts_repeat(self._state(), workflow.now())
+        return derived.counts_repeat(self._state(), derived.at(repeat.placed_at))
 
     def _has_work(self) -> bool:
         stop_pending = self.cancel_requested and self._state().stopped is None
         return bool(self.inbox or self.resends or self.refund_requested or stop_pending)
-
-    def _next_wake(self) -> datetime | None:
-        state = self._state()
-        times = [_at(at) for at in state.pending_approvals.values()]
-        if (step := self._next_step()) is not None:
-            times.append(_at(step.due_at))
-        if self._accepting_repeats():
-            times.append(_at(state.plan.window_closes_at))
-        return min(times, default=None)
-
-    def _current_stage(self) -> str:
-        state = self._state()
-        if state.stopped is not None:
-            return state.stopped
-        if self._next_step() is not None:
-            return "onboarding"
-        if self._accepting_repeats():
-            return "waiting_for_repeats"
-        return "holding_credits" if state.pending_approvals else "completed"
 
     def _set_stage(self, stage: str) -> None:
         if stage != self.stage:
@@ -445,5 +406,3 @@ def _waiting(result: StepResult) -> tuple[str, datetime] | None:
     return None
 
 
-def _at(iso: str) -> datetime:
-    return datetime.fromisoformat(iso)
