@@ -49,8 +49,11 @@ class Settings(BaseSettings):
         the working directory."""
         return None if value == "" else value
 
-    database_url: str = Field(
-        default_factory=lambda: f"sqlite:///{(DATA_DIR / 'loyalloop.db').resolve()}"
+    # A SecretStr as a whole, though only its password is secret: a type that makes every use ask
+    # for the value keeps the password out of reprs and log lines (show it through
+    # database.session.displayed, which masks the password).
+    database_url: SecretStr = Field(
+        default_factory=lambda: SecretStr(f"sqlite:///{(DATA_DIR / 'loyalloop.db').resolve()}")
     )
 
     sendgrid_api_key: SecretStr | None = None

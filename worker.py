@@ -92,8 +92,9 @@ def build_workers(
 async def run_workers(client: Client, settings: Settings, stop: asyncio.Event) -> None:
     """Poll both task queues until `stop` is set, then finish in-flight tasks and return. Only
     on a schema at the migrations' head: `loyalloop db upgrade` (or `dev`) migrates it."""
-    require_head(settings.database_url)
-    engine = make_engine(settings.database_url)
+    url = settings.database_url.get_secret_value()
+    require_head(url)
+    engine = make_engine(url)
     with ThreadPoolExecutor(max_workers=32) as executor:
         async with AsyncExitStack() as stack:
             for worker in build_workers(client, make_sessionmaker(engine), settings, executor):

@@ -122,7 +122,7 @@ class EmailActivities:
     @activity.defn
     @without_personal_data
     def send_step(self, req: SendStep) -> StepResult:
-        now = datetime.fromisoformat(req.now)
+        now = req.now
         with self.engine.begin() as connection:
             lock_for_decision(connection)
             outcome = self._claim(connection, req, now)

@@ -127,7 +127,7 @@ def _credit(
         hold=days(rules, rules.hold_days),
         now=now,
     )
-    return [CreditRecorded(c.id, c.milestone, c.approve_after.isoformat()) for c in found]
+    return [CreditRecorded(c.id, c.milestone, c.approve_after) for c in found]
 
 
 def _skip_long_past(
@@ -140,7 +140,7 @@ def _skip_long_past(
          "step": step.step, "skus": skus_of(purchase.items), "status": "skipped",
          "skip_reason": "past_due_when_reported", "decided_at": now, "attempts": 0}
         for step in steps
-        if long_past(datetime.fromisoformat(step.due_at), purchase.reported_at, req.rules)
+        if long_past(step.due_at, purchase.reported_at, req.rules)
     ]
     if rows:
         connection.execute(SKIP_STEP(connection), rows)
@@ -156,7 +156,7 @@ class PurchaseActivities:
     def begin_lifecycle(self, req: BeginLifecycle) -> LifecyclePlan:
         """Attribute the purchase, give the customer a referral code, credit the referral, and
         skip the steps long past when it was reported (a backfilled order)."""
-        now = datetime.fromisoformat(req.now)
+        now = req.now
         rules = req.rules
         with self.engine.begin() as connection:
             purchase = load_purchase(connection, req.shop_id, req.order_id)
@@ -183,7 +183,7 @@ class PurchaseActivities:
             steps = [
                 StepDue(
                     rule.step,
-                    step_due_at(purchase.placed_at, rule.day, purchase.timezone, rules).isoformat(),
+                    step_due_at(purchase.placed_at, rule.day, purchase.timezone, rules),
                     rule.marketing,
                     rule.once_per,
                 )
@@ -195,7 +195,7 @@ class PurchaseActivities:
             referrer_code=referrer_code,
             attribution=attribution or "none",
             steps=sorted(steps, key=lambda s: s.due_at),
-            window_closes_at=window_closes_at.isoformat(),
+            window_closes_at=window_closes_at,
             credits=recorded,
         )
 
@@ -208,7 +208,7 @@ class PurchaseActivities:
         would have reversed them. The repeat's rows are locked in the refund's order (customer,
         then purchase), so a refund either committed before this read or waits for it and
         finds the credits."""
-        now = datetime.fromisoformat(req.now)
+        now = req.now
         referrer = credits.Referrer(req.referrer_kind, req.referrer_code)
         with self.sessions.begin() as session:
             connection = session.connection()
@@ -229,14 +229,14 @@ class PurchaseActivities:
     @without_personal_data
     def approve_credits(self, req: ApproveCredits) -> int:
         with self.engine.begin() as connection:
-            return credits.approve(connection, req.credit_ids, datetime.fromisoformat(req.now))
+            return credits.approve(connection, req.credit_ids, req.now)
 
     @activity.defn
     @without_personal_data
     def reverse_order_credits(self, req: ReverseOrderCredits) -> list[int]:
         """Returns the ids of the credits the refund touched (reversed or clawed back)."""
         with self.sessions.begin() as session:
-            now = datetime.fromisoformat(req.now)
+            now = req.now
             changed = credits.reverse_order(session, req.shop_id, req.order_id, now)
             return [c.reverses_credit_id or c.id for c in changed]
 

@@ -175,7 +175,7 @@ async def run_real(
             # worker takes to get to it.
             total = seed.FIRST_TOTAL + seed.REPEAT_TOTAL
             repeat = RepeatPurchase(f"{order}-r", str(seed.REPEAT_TOTAL), str(total),
-                                    datetime.now(UTC).isoformat())
+                                    datetime.now(UTC))
             await handle.signal(PurchaseLifecycle.repeat_purchase, repeat)
             await handle.result()
 

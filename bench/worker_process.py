@@ -72,7 +72,7 @@ def _workers(
         sendgrid_api_key=None, send_rate_per_second=args.send_rate,
     )
     _count_round_trips()
-    sessions = make_sessionmaker(make_engine(settings.database_url))
+    sessions = make_sessionmaker(make_engine(settings.database_url.get_secret_value()))
     return build_workers(client, sessions, settings, executor, max_cached_workflows=args.max_cached)
 
 

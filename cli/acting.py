@@ -12,8 +12,7 @@ from typing import Any
 
 import click
 
-from cli.common import fail
-from database.session import make_engine, make_sessionmaker, upgrade
+from cli.common import app_database, fail
 from intake.service import LifecycleService
 from settings import Settings
 from support.actions import SupportActions
@@ -27,16 +26,12 @@ async def lifecycle_service(settings: Settings) -> AsyncIterator[LifecycleServic
         rules = settings.rules()
     except ValueError as error:
         fail(f"configuration: {error}")
-    upgrade(settings.database_url)
-    engine = make_engine(settings.database_url)
-    try:
+    with app_database(settings) as sessions:
         client = await connect(settings)
         yield LifecycleService(
-            make_sessionmaker(engine), client, task_queue=settings.lifecycle_task_queue,
+            sessions, client, task_queue=settings.lifecycle_task_queue,
             email_task_queue=settings.email_task_queue, rules=rules,
         )
-    finally:
-        engine.dispose()
 
 
 def actor_options(command: Callable[..., Any]) -> Callable[..., Any]:

@@ -1,20 +1,25 @@
-"""What every `loyalloop` command shares: one-line failures, settings, running async work.
-Its own module, so the subcommands import it without importing `cli/main.py` back."""
+"""What every `loyalloop` command shares: one-line failures, settings, the app database,
+running async work. Its own module, so the subcommands import it without importing
+`cli/main.py` back."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 from pydantic import ValidationError
 
 from cli import output
 from settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session, sessionmaker
 
 T = TypeVar("T")
 
@@ -30,6 +35,42 @@ def settings_or_fail() -> Settings:
         return get_settings()
     except (ValidationError, ValueError) as error:
         fail(f"configuration: {error}")
+
+
+@contextmanager
+def app_database(settings: Settings) -> Iterator[sessionmaker[Session]]:
+    """The app database of an everyday command, its engine disposed at exit. A laptop's own
+    SQLite file is created and migrated (a fresh clone's first command just works); any other
+    database is only checked, so a command run from the production image never migrates a shop's
+    schema as a side effect: `loyalloop db upgrade` does, on purpose."""
+    from database.session import (
+        SchemaNotAtHead,
+        make_engine,
+        make_sessionmaker,
+        require_head,
+        upgrade,
+    )
+
+    url = settings.database_url.get_secret_value()
+    if _local_sqlite_file(url):
+        upgrade(url)
+    else:
+        try:
+            require_head(url)
+        except SchemaNotAtHead as error:
+            fail(str(error), 1)  # exit 1, as the worker and the intake refuse
+    engine = make_engine(url)
+    try:
+        yield make_sessionmaker(engine)
+    finally:
+        engine.dispose()
+
+
+def _local_sqlite_file(url: str) -> bool:
+    from sqlalchemy import make_url
+
+    parsed = make_url(url)
+    return parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:")
 
 
 def run(coro_factory: Callable[[], Coroutine[Any, Any, T]]) -> T:

@@ -8,17 +8,18 @@ import re
 import click
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
 
 from cli import output
+from cli.common import app_database, fail, settings_or_fail
 from database.models import Creator
-from database.session import make_engine, make_sessionmaker, upgrade
 from ledger.referrals import CUSTOMER_CODE_PREFIX
 
 CODE = re.compile(r"^[A-Za-z0-9_-]{2,64}$")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
-def add_creator(sessions, code: str, name: str, email: str) -> Creator:  # type: ignore[no-untyped-def]
+def add_creator(sessions: sessionmaker[Session], code: str, name: str, email: str) -> Creator:
     """Creator codes are stored upper-case; customers may type them in any case."""
     if not CODE.match(code):
         raise ValueError(f"code {code!r}: use 2-64 letters, digits, '-' or '_'")
@@ -46,33 +47,24 @@ def creators() -> None:
     """Creators (influencers, affiliates) and their referral codes."""
 
 
-def _sessions():  # type: ignore[no-untyped-def]
-    from cli.common import settings_or_fail
-
-    settings = settings_or_fail()
-    upgrade(settings.database_url)
-    return make_sessionmaker(make_engine(settings.database_url))
-
-
 @creators.command("add")
 @click.argument("code")
 @click.option("--name", required=True)
 @click.option("--email", required=True)
 def creators_add(code: str, name: str, email: str) -> None:
     """Add a creator with their code."""
-    from cli.common import fail
-
-    try:
-        creator = add_creator(_sessions(), code, name, email)
-    except ValueError as error:
-        fail(str(error))
+    with app_database(settings_or_fail()) as sessions:
+        try:
+            creator = add_creator(sessions, code, name, email)
+        except ValueError as error:
+            fail(str(error))
     output.echo(f"creator {creator.code} added")
 
 
 @creators.command("list")
 def creators_list() -> None:
     """List creators."""
-    with _sessions()() as session:
+    with app_database(settings_or_fail()) as sessions, sessions() as session:
         for creator in session.scalars(select(Creator).order_by(Creator.code)):
             click.echo("\t".join(output.safe(v) for v in (creator.code, creator.name,
                                                              creator.email)))

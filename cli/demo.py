@@ -15,28 +15,23 @@ from typing import Any
 
 import click
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
 
-from cli.common import fail, settings_or_fail
+from cli.common import app_database, fail, settings_or_fail
 from database.models import Purchase
-from database.session import make_engine, make_sessionmaker, upgrade
 
 DEMO_SHOP = "demo"
 FIRST_DEMO_ORDER = 1001
 
 
-def demo_purchase(database_url: str, now: datetime) -> dict[str, Any]:
+def demo_purchase(sessions: sessionmaker[Session], now: datetime) -> dict[str, Any]:
     """Placed at `now`, by a new customer (a repeat buyer would rightly not get the same steps
     again), under the next order id the demo shop has not used: sending the same one twice
     shows the intake's idempotency, asking again gives a fresh lifecycle."""
-    upgrade(database_url)
-    engine = make_engine(database_url)
-    try:
-        with make_sessionmaker(engine)() as session:
-            known = session.scalar(
-                select(func.count()).select_from(Purchase).where(Purchase.shop_id == DEMO_SHOP)
-            ) or 0
-    finally:
-        engine.dispose()
+    with sessions() as session:
+        known = session.scalar(
+            select(func.count()).select_from(Purchase).where(Purchase.shop_id == DEMO_SHOP)
+        ) or 0
     order_id = str(FIRST_DEMO_ORDER + known)
     return {
         "shop_id": DEMO_SHOP,
@@ -57,8 +52,8 @@ def demo_purchase(database_url: str, now: datetime) -> dict[str, Any]:
               help="Write it to this file instead of stdout.")
 def demo_purchase_command(out: Path | None) -> None:
     """Print a demo purchase placed now (for `loyalloop dev`'s shop "demo")."""
-    settings = settings_or_fail()
-    text = json.dumps(demo_purchase(settings.database_url, datetime.now(UTC)), indent=2) + "\n"
+    with app_database(settings_or_fail()) as sessions:
+        text = json.dumps(demo_purchase(sessions, datetime.now(UTC)), indent=2) + "\n"
     if out is None:
         click.echo(text, nl=False)
         return

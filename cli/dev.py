@@ -27,7 +27,9 @@ import uvicorn
 from pydantic import SecretStr
 from temporalio.client import Client
 
+from cli.common import app_database, settings_or_fail
 from cli.demo import DEMO_SHOP, demo_purchase
+from database.session import displayed
 from settings import DATA_DIR, DEV_ENV, DEV_PID, Settings, running_dev_env
 from temporal_client import connect, temporal_binary
 from workflows import search
@@ -104,7 +106,7 @@ def write_dev_env(path: Path, settings: Settings) -> None:
         "TEMPORAL_ADDRESS": settings.temporal_address,
         "TEMPORAL_NAMESPACE": settings.temporal_namespace,
         "LOYALLOOP_TEMPORAL_UI": settings.temporal_ui_url,
-        "DATABASE_URL": settings.database_url,
+        "DATABASE_URL": settings.database_url.get_secret_value(),
         "LOYALLOOP_DAY_SECONDS": str(settings.day_seconds),
         "LOYALLOOP_PUBLIC_URL": settings.public_url,
         DEV_PID: str(os.getpid()),
@@ -143,7 +145,7 @@ Loyalloop is running. Ctrl-C stops all of it; state is kept in {data_dir}.
   Temporal server   {settings.temporal_address}   (state: {data_dir / 'temporal.db'})
   Temporal Web UI   http://localhost:{ui_port}
   Intake (HTTP)     http://127.0.0.1:{port}   shop "{DEMO_SHOP}", key "{key}"
-  App database      {settings.database_url}
+  App database      {displayed(settings.database_url.get_secret_value())}
   Email             {email}
   Day length        {settings.day_seconds} s
   Settings          {DEV_ENV}: other `loyalloop` commands run from {Path.cwd()} use this dev
@@ -188,9 +190,10 @@ async def run_dev(settings: Settings, data_dir: Path, port: int, ui_port: int) -
         )
     try:
         client = await _connect_when_up(settings, temporal, log_path)
-        upgrade(settings.database_url)
+        upgrade(settings.database_url.get_secret_value())
         write_dev_env(DEV_ENV.resolve(), settings)
-        order_id = demo_purchase(settings.database_url, datetime.now(UTC))["order_id"]
+        with app_database(settings) as sessions:
+            order_id = demo_purchase(sessions, datetime.now(UTC))["order_id"]
         app = await build_app(settings, dev=True)
         server = _Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
         workers = asyncio.create_task(run_workers(client, settings, stop))
@@ -223,8 +226,6 @@ async def run_dev(settings: Settings, data_dir: Path, port: int, ui_port: int) -
 def dev(day_seconds: int | None, port: int, temporal_port: int, ui_port: int,
         data_dir: Path) -> None:
     """Run Temporal, the worker, the intake and the outbox on this machine."""
-    from cli.common import settings_or_fail
-
     running = running_dev_env()
     if running is not None:
         raise click.ClickException(
@@ -249,7 +250,7 @@ def dev(day_seconds: int | None, port: int, temporal_port: int, ui_port: int,
         "shop_keys": SecretStr(",".join(f"{shop}:{key}" for shop, key in keys.items())),
     }
     if "database_url" not in settings.model_fields_set:
-        updates["database_url"] = f"sqlite:///{data_dir / 'loyalloop.db'}"
+        updates["database_url"] = SecretStr(f"sqlite:///{data_dir / 'loyalloop.db'}")
     if "public_url" not in settings.model_fields_set:
         updates["public_url"] = f"http://127.0.0.1:{port}"  # unsubscribe links that work here
     if day_seconds is not None:

@@ -13,8 +13,7 @@ import click
 from sqlalchemy.orm import Session, sessionmaker
 
 from cli import output
-from cli.common import run, settings_or_fail
-from database.session import make_engine, make_sessionmaker, upgrade
+from cli.common import app_database, run, settings_or_fail
 from support import finance
 
 T = TypeVar("T")
@@ -24,12 +23,8 @@ def _with_sessions(work: Callable[[sessionmaker[Session]], T]) -> T:
     settings = settings_or_fail()
 
     async def go() -> T:
-        upgrade(settings.database_url)
-        engine = make_engine(settings.database_url)
-        try:
-            return await asyncio.to_thread(work, make_sessionmaker(engine))
-        finally:
-            engine.dispose()
+        with app_database(settings) as sessions:
+            return await asyncio.to_thread(work, sessions)
 
     return run(go)
 

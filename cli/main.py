@@ -122,7 +122,7 @@ def db_upgrade() -> None:
     from database.session import upgrade
 
     settings = settings_or_fail()
-    upgrade(settings.database_url)
+    upgrade(settings.database_url.get_secret_value())
     click.echo("database is up to date")
 
 

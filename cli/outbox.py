@@ -9,10 +9,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cli import output
-from cli.common import fail, settings_or_fail
+from cli.common import app_database, fail, settings_or_fail
 from database.models import EmailSend, OutboxMessage
-from database.session import make_engine, make_sessionmaker, upgrade
-from support.delivery import deliveries, one_line
+from intake.delivery import deliveries, one_line
 
 
 def latest(session: Session, limit: int) -> list[tuple[OutboxMessage, EmailSend]]:
@@ -32,26 +31,20 @@ def latest(session: Session, limit: int) -> list[tuple[OutboxMessage, EmailSend]
               help="Print one email (by its outbox id) with its text part.")
 def outbox(limit: int, show_id: int | None) -> None:
     """The emails kept in the outbox (no SendGrid key), newest first."""
-    settings = settings_or_fail()
-    upgrade(settings.database_url)
-    engine = make_engine(settings.database_url)
-    try:
-        with make_sessionmaker(engine)() as session:
-            if show_id is not None:
-                _show(session, show_id)
-                return
-            rows = latest(session, limit)
-            if not rows:
-                click.echo("the outbox is empty")
-            said = deliveries(session, (send.id for _, send in rows))
-            for message, send in rows:
-                output.echo(f"{message.id:>5}  {message.created_at:%Y-%m-%d %H:%M:%S}  "
-                            f"{send.workflow_id:<28} {send.step:<16} {message.to_email or '-':<28} "
-                            f"{message.subject}")
-                if delivery := one_line(said.get(send.id)):
-                    output.echo(f"       SendGrid: {delivery}")
-    finally:
-        engine.dispose()
+    with app_database(settings_or_fail()) as sessions, sessions() as session:
+        if show_id is not None:
+            _show(session, show_id)
+            return
+        rows = latest(session, limit)
+        if not rows:
+            click.echo("the outbox is empty")
+        said = deliveries(session, (send.id for _, send in rows))
+        for message, send in rows:
+            output.echo(f"{message.id:>5}  {message.created_at:%Y-%m-%d %H:%M:%S}  "
+                        f"{send.workflow_id:<28} {send.step:<16} {message.to_email or '-':<28} "
+                        f"{message.subject}")
+            if delivery := one_line(said.get(send.id)):
+                output.echo(f"       SendGrid: {delivery}")
 
 
 def _show(session: Session, outbox_id: int) -> None:

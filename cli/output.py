@@ -11,6 +11,7 @@ through these helpers, so each such character is shown escaped (`\\x1b`, `\\u202
 from __future__ import annotations
 
 import json
+from datetime import date, datetime
 from typing import Any
 
 import click
@@ -52,8 +53,13 @@ def escaped(value: Any) -> Any:
 
 
 def json_text(value: Any) -> str:
-    """JSON for scripts: json.dumps escapes every control and non-ASCII character but DEL."""
-    return json.dumps(value, indent=2, default=str).replace("\x7f", "\\u007f")
+    """JSON for scripts: json.dumps escapes every control and non-ASCII character but DEL.
+    Times are ISO 8601, as everywhere else in a record."""
+    return json.dumps(value, indent=2, default=_plain).replace("\x7f", "\\u007f")
+
+
+def _plain(value: object) -> str:
+    return value.isoformat() if isinstance(value, datetime | date) else str(value)
 
 
 def echo(line: object = "", **kwargs: Any) -> None:

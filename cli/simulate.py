@@ -23,6 +23,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import click
+from pydantic import SecretStr
 from sqlalchemy import select
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
@@ -94,7 +95,7 @@ async def simulate_lifecycle(
                     )
                 )
         settings = Settings(
-            database_url=url,
+            database_url=SecretStr(url),
             templates_dir=templates_dir,
             sendgrid_api_key=None,
             lifecycle_task_queue="simulate-lifecycles",
@@ -240,12 +241,15 @@ def _creators(settings: Settings, file: Path | None) -> list[dict[str, str]]:
     from cli.common import fail
 
     found: dict[str, dict[str, str]] = {}
+    # Read as it stands, never migrated: the simulation runs on a throwaway database of its own.
     try:
-        engine = make_engine(settings.database_url)
-        with make_sessionmaker(engine)() as session:
-            for c in session.scalars(select(Creator)):
-                found[c.code.upper()] = {"code": c.code, "name": c.name, "email": c.email}
-        engine.dispose()
+        engine = make_engine(settings.database_url.get_secret_value())
+        try:
+            with make_sessionmaker(engine)() as session:
+                for c in session.scalars(select(Creator)):
+                    found[c.code.upper()] = {"code": c.code, "name": c.name, "email": c.email}
+        finally:
+            engine.dispose()
     except Exception:  # noqa: BLE001 - no app database yet is fine for a simulation
         pass
     if file is not None:

@@ -6,20 +6,18 @@ reasons and errors in a record are shops' and people's text."""
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
 from typing import Any
 
 import click
 
 from cli import output
 from cli.acting import acting, actor_options, support_actions
-from cli.common import fail, run, settings_or_fail
-from database.session import make_engine, make_sessionmaker, upgrade
+from cli.common import app_database, fail, run, settings_or_fail
+from intake.delivery import one_line
+from intake.timeline import inspect_lifecycle
 from support.actions import ActionResult
-from support.delivery import one_line
 from support.erase import Erased, erase_customer
 from support.find import Criteria, find_lifecycles
-from support.inspect import inspect_lifecycle
 from support.resubscribe import Resubscribed, resubscribe
 from temporal_client import connect
 
@@ -44,8 +42,7 @@ def print_timeline(record: dict[str, Any]) -> None:
                     f" at {life.get('next_at') or '-'}")
         if life.get("waiting_on"):
             why = WAITING_FOR.get(life.get("waiting_for") or "")
-            at = life.get("waiting_until")
-            until = f" until {at.isoformat() if isinstance(at, datetime) else at}" if at else ""
+            until = f" until {life['waiting_until']}" if life.get("waiting_until") else ""
             output.echo(f"  waiting on the send of {life['waiting_on']}"
                         f"{' ' + why if why else ''}{until}")
     if record.get("closed_at"):
@@ -108,15 +105,11 @@ def inspect(shop: str, order: str, as_json: bool) -> None:
     settings = settings_or_fail()
 
     async def go() -> dict[str, Any] | None:
-        upgrade(settings.database_url)
-        engine = make_engine(settings.database_url)
-        try:
+        with app_database(settings) as sessions:
             client = await connect(settings)
             return await inspect_lifecycle(
-                make_sessionmaker(engine), client, shop, order, settings.temporal_ui_url
+                sessions, client, shop, order, settings.temporal_ui_url
             )
-        finally:
-            engine.dispose()
 
     record = run(go)
     if record is None:
@@ -141,13 +134,9 @@ def find(customer: str | None, creator: str | None, email: str | None, shop: str
     settings = settings_or_fail()
 
     async def go() -> list[dict[str, Any]]:
-        upgrade(settings.database_url)
-        engine = make_engine(settings.database_url)
-        try:
+        with app_database(settings) as sessions:
             client = await connect(settings)
-            return await find_lifecycles(make_sessionmaker(engine), client, criteria)
-        finally:
-            engine.dispose()
+            return await find_lifecycles(sessions, client, criteria)
 
     rows = run(go)
     if as_json:
@@ -208,14 +197,10 @@ def erase_customer_command(shop: str, customer: str, reason: str, actor: str) ->
     settings = settings_or_fail()
 
     async def go() -> Erased:
-        upgrade(settings.database_url)
-        engine = make_engine(settings.database_url)
-        try:
+        with app_database(settings) as sessions:
             return await asyncio.to_thread(
-                erase_customer, make_sessionmaker(engine), shop, customer, acting(actor, reason)
+                erase_customer, sessions, shop, customer, acting(actor, reason)
             )
-        finally:
-            engine.dispose()
 
     erased = run(go)
     output.echo(f"erased {customer} of {shop}: now {erased.anonymous_id}; {erased.emails} email "
@@ -233,14 +218,10 @@ def resubscribe_command(shop: str, customer: str, reason: str, actor: str) -> No
     settings = settings_or_fail()
 
     async def go() -> Resubscribed:
-        upgrade(settings.database_url)
-        engine = make_engine(settings.database_url)
-        try:
+        with app_database(settings) as sessions:
             return await asyncio.to_thread(
-                resubscribe, make_sessionmaker(engine), shop, customer, acting(actor, reason)
+                resubscribe, sessions, shop, customer, acting(actor, reason)
             )
-        finally:
-            engine.dispose()
 
     done = run(go)
     if done.audit_id is None:

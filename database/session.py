@@ -87,11 +87,16 @@ def alembic_config(url: str) -> Config:
     return config
 
 
-def upgrade(url: str) -> None:
-    """Apply every migration: `loyalloop db upgrade`, `dev`, `simulate` and the tests do, on
-    purpose; the worker and the intake only check (`require_head`)."""
+def upgrade(url: str, revision: str = "head") -> None:
+    """Apply every migration (up to `revision`): `loyalloop db upgrade`, `dev`, `simulate` and
+    the tests do, on purpose; the worker and the intake only check (`require_head`)."""
     _make_sqlite_folder(url)
-    command.upgrade(alembic_config(url), "head")
+    command.upgrade(alembic_config(url), revision)
+
+
+def displayed(url: str) -> str:
+    """The URL as a banner or an error may show it: its password masked."""
+    return make_url(url).render_as_string(hide_password=True)
 
 
 class SchemaNotAtHead(RuntimeError):
@@ -114,8 +119,8 @@ def require_head(url: str) -> None:
         engine.dispose()
     if current == heads:
         return
-    where = make_url(url).render_as_string(hide_password=True)
+    at = ", ".join(sorted(current)) or "none"
     raise SchemaNotAtHead(
-        f"the app database {where} is at migration {', '.join(sorted(current)) or 'none'}, "
+        f"the app database {displayed(url)} is at migration {at}, "
         f"not {', '.join(sorted(heads))}: run `{UPGRADE_COMMAND}`"
     )

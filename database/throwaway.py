@@ -13,8 +13,9 @@ from database.session import upgrade
 
 
 @contextlib.contextmanager
-def throwaway_database(admin_url: str, prefix: str) -> Iterator[str]:
-    """Yields the new database's URL: `admin_url` with the database named `prefix_<random>`."""
+def throwaway_database(admin_url: str, prefix: str, revision: str = "head") -> Iterator[str]:
+    """Yields the new database's URL: `admin_url` with the database named `prefix_<random>`,
+    migrated to `revision` (a schema behind head, for the checks that refuse one)."""
     name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     admin = sqlalchemy.create_engine(admin_url, isolation_level="AUTOCOMMIT")
     try:
@@ -22,7 +23,7 @@ def throwaway_database(admin_url: str, prefix: str) -> Iterator[str]:
             connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
         try:
             url = admin_url.rsplit("/", 1)[0] + f"/{name}"
-            upgrade(url)
+            upgrade(url, revision)
             yield url
         finally:
             with admin.connect() as connection:

@@ -42,8 +42,9 @@ async def build_app(settings: Settings, *, dev: bool = False):  # type: ignore[n
 
     client = await connect(settings)
     await require_search_attributes(client, settings.temporal_namespace)
-    require_head(settings.database_url)
-    sessions = make_sessionmaker(intake_engine(settings.database_url))
+    url = settings.database_url.get_secret_value()
+    require_head(url)
+    sessions = make_sessionmaker(intake_engine(url))
     service = LifecycleService(
         sessions, client, task_queue=settings.lifecycle_task_queue,
         email_task_queue=settings.email_task_queue, rules=settings.rules(),

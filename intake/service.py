@@ -36,6 +36,7 @@ from database.session import lock_for_decision
 from intake.errors import EventRejected
 from intake.store import StoredPurchase, mark_routed, store_purchase
 from intake.subscription import mark_unsubscribed
+from intake.timeline import inspect_lifecycle
 from ledger import credits
 from messages.links import signed
 from shop_events.money import in_minor_units
@@ -219,9 +220,7 @@ class LifecycleService:
             may_credit = other.attribution is None or other.attribution in CREDITED
             if open_window and may_credit and other.refunded_amount == 0:
                 earlier.append(OpenLifecycle(other.shop_id, other.order_id, other.workflow_id))
-        repeat = RepeatPurchase(
-            order_id, str(purchase.total), str(spend), purchase.placed_at.isoformat()
-        )
+        repeat = RepeatPurchase(order_id, str(purchase.total), str(spend), purchase.placed_at)
         return repeat, earlier
 
     # Refunds and unsubscribes
@@ -324,6 +323,4 @@ class LifecycleService:
         self, shop_id: str, order_id: str, ui_url: str
     ) -> dict[str, object] | None:
         """The lifecycle as support sees it, its Temporal UI link at `ui_url`."""
-        from support.inspect import inspect_lifecycle
-
         return await inspect_lifecycle(self.sessions, self.client, shop_id, order_id, ui_url)

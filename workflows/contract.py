@@ -1,7 +1,9 @@
 """Dataclasses that cross the workflow boundary: inputs, signals, queries, activity I/O.
 
 Only ids, codes, amounts (decimal strings), steps and times belong here: everything in these
-classes is written to workflow history, and histories must hold no personal data.
+classes is written to workflow history, and histories must hold no personal data. Times are
+`datetime`s: the SDK's converter writes them as the ISO strings these fields held before, so
+histories recorded then replay unchanged.
 """
 
 from dataclasses import dataclass, field
@@ -15,7 +17,7 @@ TERMINAL_STAGES = ("completed", "cancelled", "refunded")
 @dataclass
 class StepDue:
     step: str
-    due_at: str
+    due_at: datetime
     marketing: bool = True
     once_per: str = "product"
 
@@ -24,7 +26,7 @@ class StepDue:
 class CreditRecorded:
     credit_id: int
     milestone: str
-    approve_after: str
+    approve_after: datetime
 
 
 @dataclass
@@ -35,7 +37,7 @@ class LifecyclePlan:
     referrer_code: str | None
     attribution: str
     steps: list[StepDue]
-    window_closes_at: str
+    window_closes_at: datetime
     credits: list[CreditRecorded] = field(default_factory=list)
 
 
@@ -47,7 +49,7 @@ class CarriedState:
     steps_done: dict[str, str] = field(default_factory=dict)
     seen_orders: list[str] = field(default_factory=list)
     milestones: list[str] = field(default_factory=list)
-    pending_approvals: dict[int, str] = field(default_factory=dict)
+    pending_approvals: dict[int, datetime] = field(default_factory=dict)
     stopped: str | None = None
     unsubscribed: bool = False
     repeats: int = 0
@@ -79,7 +81,7 @@ class RepeatPurchase:
     order_id: str
     amount: str
     cumulative_spend: str
-    placed_at: str | None = None
+    placed_at: datetime | None = None
 
 
 @dataclass
@@ -94,7 +96,7 @@ class BeginLifecycle:
     order_id: str
     workflow_id: str
     rules: LifecycleRules
-    now: str
+    now: datetime
 
 
 @dataclass
@@ -113,7 +115,7 @@ class SendStep:
     order_id: str
     workflow_id: str
     step: str
-    now: str
+    now: datetime
     marketing: bool = True
     once_per: str = "product"
     idempotency_key: str | None = None
@@ -153,20 +155,20 @@ class CreditMilestones:
     earned_by_order: str
     milestones: list[str]
     rules: LifecycleRules
-    now: str
+    now: datetime
 
 
 @dataclass
 class ApproveCredits:
     credit_ids: list[int]
-    now: str
+    now: datetime
 
 
 @dataclass
 class ReverseOrderCredits:
     shop_id: str
     order_id: str
-    now: str
+    now: datetime
 
 
 @dataclass
@@ -193,7 +195,7 @@ class LifecycleStatus:
     stage: str
     steps_done: dict[str, str]
     next_step: str | None
-    next_at: str | None
+    next_at: datetime | None
     referrer_code: str | None
     attribution: str
     repeats: int

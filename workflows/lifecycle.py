@@ -141,7 +141,7 @@ class PurchaseLifecycle:
             plan = await self._database(
                 PurchaseActivities.begin_lifecycle,
                 BeginLifecycle(
-                    input.shop_id, input.order_id, self.workflow_id, input.rules, self._now_iso()
+                    input.shop_id, input.order_id, self.workflow_id, input.rules, workflow.now()
                 ),
             )
             self.state = CarriedState(plan=plan)
@@ -209,7 +209,7 @@ class PurchaseLifecycle:
         state.stopped = "refunded"
         touched = await self._database(
             PurchaseActivities.reverse_order_credits,
-            ReverseOrderCredits(self.input.shop_id, self.input.order_id, self._now_iso()),
+            ReverseOrderCredits(self.input.shop_id, self.input.order_id, workflow.now()),
         )
         for credit_id in touched:
             state.pending_approvals.pop(credit_id, None)
@@ -243,7 +243,7 @@ class PurchaseLifecycle:
                     earned_by_order=repeat.order_id,
                     milestones=earned,
                     rules=self.input.rules,
-                    now=self._now_iso(),
+                    now=workflow.now(),
                 ),
             )
             state.milestones = [*state.milestones, *earned]
@@ -254,13 +254,13 @@ class PurchaseLifecycle:
             request = self.resends.pop(0)
             rule = next((s for s in self._state().plan.steps if s.step == request.step), None)
             await self._send(
-                rule or StepDue(request.step, self._now_iso()), request.idempotency_key
+                rule or StepDue(request.step, workflow.now()), request.idempotency_key
             )
 
     async def _send_due_steps(self) -> None:
         state = self._state()
         while (step := derived.next_step(state)) is not None and (
-            derived.at(step.due_at) <= workflow.now()
+            step.due_at <= workflow.now()
         ):
             if self.refund_requested or self.cancel_requested:
                 return
@@ -278,7 +278,7 @@ class PurchaseLifecycle:
             order_id=self.input.order_id,
             workflow_id=self.workflow_id,
             step=step.step,
-            now=self._now_iso(),
+            now=workflow.now(),
             marketing=step.marketing,
             once_per=step.once_per,
             idempotency_key=idempotency_key,
@@ -300,7 +300,7 @@ class PurchaseLifecycle:
             if self._stop_asked():
                 result = None
                 break
-            result = await self._attempt(dataclasses.replace(request, now=self._now_iso()))
+            result = await self._attempt(dataclasses.replace(request, now=workflow.now()))
         self.sending = None
         if result is None:
             return "stopped"
@@ -342,7 +342,7 @@ class PurchaseLifecycle:
         if not due:
             return
         await self._database(
-            PurchaseActivities.approve_credits, ApproveCredits(due, self._now_iso())
+            PurchaseActivities.approve_credits, ApproveCredits(due, workflow.now())
         )
         for credit_id in due:
             state.pending_approvals.pop(credit_id, None)
@@ -376,7 +376,7 @@ class PurchaseLifecycle:
         lifecycle got to it (a dead worker or a failing provider may have held it up)."""
         if repeat.placed_at is None or not workflow.patched(PATCH_REPEAT_WINDOW_BY_PLACED_AT):
             return derived.counts_repeat(self._state(), workflow.now())
-        return derived.counts_repeat(self._state(), derived.at(repeat.placed_at))
+        return derived.counts_repeat(self._state(), repeat.placed_at)
 
     def _has_work(self) -> bool:
         stop_pending = self.cancel_requested and self._state().stopped is None
@@ -392,9 +392,6 @@ class PurchaseLifecycle:
             workflow.info().is_continue_as_new_suggested()
             or self.repeats_this_run >= REPEATS_BEFORE_CONTINUE_AS_NEW
         )
-
-    def _now_iso(self) -> str:
-        return workflow.now().isoformat()
 
 
 def _waiting(result: StepResult) -> tuple[str, datetime] | None:

@@ -35,7 +35,7 @@ class ResendStep:
     async def run(self, input: ResendInput) -> StepResult:
         request = SendStep(
             shop_id=input.shop_id, order_id=input.order_id, workflow_id=input.lifecycle_id,
-            step=input.step, now=workflow.now().isoformat(), marketing=input.marketing,
+            step=input.step, now=workflow.now(), marketing=input.marketing,
             idempotency_key=input.idempotency_key,
             wait_if_unconfirmed=workflow.patched(PATCH_WAIT_FOR_UNCONFIRMED_SEND),
         )
@@ -44,8 +44,7 @@ class ResendStep:
         while result.status == "unconfirmed" and result.resend_at is not None:
             await workflow.sleep(next_check(workflow.now(), result.resend_at, checks))
             checks += 1
-            now = workflow.now().isoformat()
-            result = await self._attempt(input, dataclasses.replace(request, now=now))
+            result = await self._attempt(input, dataclasses.replace(request, now=workflow.now()))
         return result
 
     async def _attempt(self, input: ResendInput, request: SendStep) -> StepResult:

@@ -14,10 +14,6 @@ from workflows.contract import CarriedState, LifecyclePlan, StepDue
 CREDITED = ("creator", "customer")
 
 
-def at(iso: str) -> datetime:
-    return datetime.fromisoformat(iso)
-
-
 def credited_referrer(plan: LifecyclePlan) -> str | None:
     """The code of the referrer this purchase credits, if any."""
     return plan.referrer_code if plan.referrer_code and plan.attribution in CREDITED else None
@@ -37,22 +33,22 @@ def counts_repeat(state: CarriedState, placed_at: datetime) -> bool:
     return (
         state.stopped is None
         and credited_referrer(state.plan) is not None
-        and placed_at < at(state.plan.window_closes_at)
+        and placed_at < state.plan.window_closes_at
     )
 
 
 def due_credits(state: CarriedState, now: datetime) -> list[int]:
     """The pending credits whose hold has passed."""
-    return [cid for cid, after in state.pending_approvals.items() if at(after) <= now]
+    return [cid for cid, after in state.pending_approvals.items() if after <= now]
 
 
 def next_wake(state: CarriedState, now: datetime) -> datetime | None:
     """The earliest of: a credit's approval, the next step, the attribution window closing."""
-    times = [at(after) for after in state.pending_approvals.values()]
+    times = list(state.pending_approvals.values())
     if (step := next_step(state)) is not None:
-        times.append(at(step.due_at))
+        times.append(step.due_at)
     if counts_repeat(state, now):
-        times.append(at(state.plan.window_closes_at))
+        times.append(state.plan.window_closes_at)
     return min(times, default=None)
 
 

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from pydantic import SecretStr
 
-from cli.dev import dev, write_dev_env
+from cli.dev import _banner, dev, write_dev_env
 from cli.main import main
 from cli.temporal import cli_environment
 from settings import DATA_DIR, DEV_ENV, Settings, get_settings
@@ -46,7 +47,8 @@ def _dead_pid() -> int:
 
 
 def test_defaults_follow_the_working_directory(here: Path) -> None:
-    assert Settings().database_url == f"sqlite:///{here / '.loyalloop' / 'loyalloop.db'}"
+    default = Settings().database_url.get_secret_value()
+    assert default == f"sqlite:///{here / '.loyalloop' / 'loyalloop.db'}"
     [data_dir] = [p for p in dev.params if p.name == "data_dir"]
     assert Path(data_dir.default).resolve() == here / ".loyalloop"  # type: ignore[arg-type]
 
@@ -59,7 +61,7 @@ def test_the_commands_use_a_running_devs_settings(here: Path) -> None:
     settings = get_settings()
     assert (settings.temporal_address, settings.temporal_ui_url, settings.day_seconds) == (
         "localhost:17777", "http://localhost:18888", 2)
-    assert settings.database_url == f"sqlite:///{here / 'data' / 'app.db'}"
+    assert settings.database_url.get_secret_value() == f"sqlite:///{here / 'data' / 'app.db'}"
     assert settings.public_url == "http://127.0.0.1:18000"
     assert settings.temporal_api_key is None, "dev's local Temporal got the cloud's API key"
     assert settings.from_email == "a@shop.example"  # the rest of `.env` still applies
@@ -106,3 +108,13 @@ def test_the_demo_purchase_is_placed_when_asked_for_and_kept_here(tmp_path: Path
                         env=clean_environment())
     assert missing.returncode == 2 and missing.stdout == ""
     assert "--out no/such/p.json: No such file or directory" in missing.stderr
+
+
+def test_the_banner_names_the_database_without_its_password(here: Path) -> None:
+    settings = Settings(
+        database_url=SecretStr("postgresql+psycopg2://app:pw-000008@db.example/loyalloop"),
+        shop_keys=SecretStr("demo:demo-key-local-only"),
+    )
+    banner = _banner(settings, here / DATA_DIR, 8000, 8233, "1001")
+    assert "App database      postgresql+psycopg2://app:***@db.example/loyalloop\n" in banner
+    assert "pw-000008" not in banner

@@ -149,7 +149,7 @@ async def many_repeats_continue_as_new(kit: LifecycleKit) -> Recorded:
     await kit.skip(2)
     signals = kit.client.get_workflow_handle(handle.id)
     spend = Decimal("49.00")
-    placed_at = (await kit.now()).isoformat()
+    placed_at = await kit.now()
     for n in range(REPEATS_BEFORE_CONTINUE_AS_NEW + 20):
         spend += 1
         repeat = RepeatPurchase(f"7001-r{n}", "1.00", str(spend), placed_at)

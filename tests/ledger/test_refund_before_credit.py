@@ -49,7 +49,7 @@ def _credit_the_repeat(sessions: sessionmaker[Session], shop_id: str, code: str)
         shop_id=shop_id, order_id="1", workflow_id=f"purchase-{shop_id}~1",
         referrer_kind="creator", referrer_code=code, earned_by_order="2",
         milestones=["first_repeat_purchase", "spend:100"], rules=LifecycleRules(),
-        now=(PLACED + timedelta(days=4)).isoformat(),
+        now=PLACED + timedelta(days=4),
     )
     ActivityEnvironment().run(activities.credit_milestones, request)
 

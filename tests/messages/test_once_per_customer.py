@@ -85,7 +85,7 @@ def prompt_sender(  # type: ignore[no-untyped-def]
             order_id=order,
             workflow_id=f"purchase-{shop}-{order}",
             step="referral_prompt",
-            now=datetime.now(UTC).isoformat(),
+            now=datetime.now(UTC),
             once_per="customer",
         )
         result: StepResult = env.run(emails.send_step, request)

@@ -89,7 +89,7 @@ def send_step(emails: EmailActivities, shop: str, step: str) -> tuple[str, str |
     env = ActivityEnvironment()
     env.info = dataclasses.replace(env.info, current_attempt_scheduled_time=datetime.now(UTC))
     request = SendStep(shop_id=shop, order_id="1", workflow_id=f"purchase-{shop}-1", step=step,
-                       now=datetime.now(UTC).isoformat())
+                       now=datetime.now(UTC))
     result: StepResult = env.run(emails.send_step, request)
     return result.status, result.reason
 

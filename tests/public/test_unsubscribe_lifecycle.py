@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import select
 
 from database.models import Customer, EmailSend
-from support.inspect import inspect_lifecycle
+from intake.timeline import inspect_lifecycle
 from tests.public.conftest import Public
 
 

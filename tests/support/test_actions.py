@@ -7,11 +7,11 @@ import pytest
 from sqlalchemy import select
 
 from database.models import AuditEntry, Refund
+from intake.timeline import inspect_lifecycle
 from shop_events.schemas import RefundEvent, UnsubscribeEvent
 from support.actions import SupportActions
 from support.audit import Actor
 from support.errors import ActionRefused
-from support.inspect import inspect_lifecycle
 from tests.lifecycle_kit import LifecycleKit
 from tests.support.conftest import ANA
 from workflows.contract import StepResult

@@ -9,10 +9,10 @@ import pytest
 from sqlalchemy import select
 
 from database.models import AuditEntry, Customer, EmailSend, OutboxMessage
+from intake.timeline import inspect_lifecycle
 from support.erase import erase_customer
 from support.errors import ActionRefused
 from support.find import Criteria, find_lifecycles
-from support.inspect import inspect_lifecycle
 from tests.lifecycle_kit import LifecycleKit
 from tests.support.conftest import ANA
 

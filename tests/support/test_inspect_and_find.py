@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from intake.timeline import inspect_lifecycle
 from support.errors import ActionRefused
 from support.find import Criteria, find_lifecycles
-from support.inspect import inspect_lifecycle
 from tests.lifecycle_kit import LifecycleKit
 
 STEPS = ["day_1", "day_7", "referral_prompt", "day_21"]

@@ -23,8 +23,8 @@ from temporalio.testing import WorkflowEnvironment
 from activities.schedule import next_send_hour, step_due_at
 from cli.support import print_timeline
 from database.models import EmailSend
+from intake.timeline import inspect_lifecycle
 from shop_events.schemas import RefundEvent
-from support.inspect import inspect_lifecycle
 from tests.lifecycle_kit import LifecycleKit
 from workflows.contract import LifecycleSummary
 from workflows.lifecycle import PurchaseLifecycle
@@ -52,6 +52,19 @@ def test_the_next_send_hour_is_the_customers_own_ten_oclock() -> None:
     assert next_send_hour(ten, after, "Europe/Lisbon", 9, 86400) == (
         datetime(2026, 10, 26, 9, 0, tzinfo=LISBON)
     )
+
+
+def test_the_next_send_hour_is_found_on_the_customers_own_date() -> None:
+    """20:00 in Los Angeles is already the next day in UTC: the 23:00 send hour is that evening,
+    not the next one; and an hour past it, the next day's, in the customer's zone."""
+    la = ZoneInfo("America/Los_Angeles")
+    evening = datetime(2026, 11, 21, 4, 0, tzinfo=UTC)  # 20 Nov 20:00 in LA
+    at = next_send_hour(evening, evening, "America/Los_Angeles", 23, 86400)
+    assert at == datetime(2026, 11, 20, 23, 0, tzinfo=la) and at.tzinfo is UTC
+    tokyo = ZoneInfo("Asia/Tokyo")
+    late = datetime(2026, 11, 20, 12, 0, tzinfo=tokyo)  # past Tokyo's ten
+    at = next_send_hour(late, late, "Asia/Tokyo", 10, 86400)
+    assert at == datetime(2026, 11, 21, 10, 0, tzinfo=tokyo) and at.tzinfo is tokyo
 
 
 def test_on_a_compressed_day_the_next_send_hour_is_the_next_whole_day() -> None:

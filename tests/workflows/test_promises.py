@@ -171,7 +171,7 @@ async def test_a_repeat_placed_after_the_window_earns_nothing_in_an_open_lifecyc
         history = await kit.client.get_workflow_handle(first.id).fetch_history()
         assert not [e for e in history.events
                     if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED]
-        late = (await kit.now()).isoformat()
+        late = await kit.now()
         await kit.client.get_workflow_handle(first.id).signal(
             PurchaseLifecycle.repeat_purchase, RepeatPurchase("w-3202", "200.00", "249.00", late)
         )

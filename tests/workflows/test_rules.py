@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import dataclasses
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from activities.schedule import step_due_at
+from activities.schedule import long_past, step_due_at
 from workflows.rules import LifecycleRules
 
 
@@ -102,3 +103,51 @@ def test_step_and_tier_names_cannot_make_keys_or_paths_ambiguous(name: str) -> N
         LifecycleRules.from_dict({"steps": [{"step": name, "day": 1}]})
     with pytest.raises(ValueError, match="step and tier names"):
         LifecycleRules.from_dict({"tiers": [{"name": name, "min_spend": "10"}]})
+
+
+# Boundaries the mutation run found unguarded (docs/testing.md, "Mutation testing").
+
+@pytest.mark.parametrize("raw", [
+    {"day_seconds": 1}, {"send_hour": 0}, {"send_hour": 23}, {"frequency_cap_hours": 0},
+    {"frequency_cap_hours": 720}, {"attribution_window_days": 0, "hold_days": 0},
+    {"spend_thresholds": ["0", "0.5"]},
+])
+def test_the_edges_of_every_range_are_allowed(raw: dict) -> None:
+    LifecycleRules.from_dict(raw)
+
+
+@pytest.mark.parametrize("raw", [{"attribution_window_days": -1}, {"hold_days": -1}])
+def test_either_negative_period_is_refused_by_name(raw: dict) -> None:
+    with pytest.raises(ValueError) as refused:
+        LifecycleRules.from_dict(raw)
+    assert str(refused.value) == "attribution_window_days and hold_days must not be negative"
+
+
+def test_unknown_rules_are_listed_with_the_known_ones() -> None:
+    with pytest.raises(ValueError) as refused:
+        LifecycleRules.from_dict({"hold_day": 1, "send_hours": 9})
+    known = ", ".join(sorted(f.name for f in dataclasses.fields(LifecycleRules)))
+    assert str(refused.value) == f"unknown rule(s): hold_day, send_hours; known: {known}"
+
+
+def test_a_milestone_with_a_colon_in_its_value_falls_back_to_its_kind() -> None:
+    assert LifecycleRules().reward("spend:100:late") == "10.00"
+
+
+def test_a_tier_is_crossed_by_reaching_it_not_by_starting_there() -> None:
+    rules = LifecycleRules()
+    assert rules.milestones_crossed("100", "150") == ["tier:silver"]  # spend:100 was before
+    assert rules.milestones_crossed("150", "200") == []
+
+
+def test_a_due_time_keeps_the_purchases_own_offset() -> None:
+    placed = datetime(2026, 11, 20, 18, 0, tzinfo=ZoneInfo("Asia/Kolkata"))
+    assert step_due_at(placed, 1, "Europe/Lisbon", LifecycleRules()).tzinfo is placed.tzinfo
+
+
+def test_a_step_is_long_past_only_more_than_a_day_before_the_report() -> None:
+    reported = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+    rules = LifecycleRules()
+    assert not long_past(reported - timedelta(days=1), reported, rules)
+    assert long_past(reported - timedelta(days=1, seconds=1), reported, rules)
+    assert long_past(reported - timedelta(days=1.5), reported, rules)

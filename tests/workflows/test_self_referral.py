@@ -8,7 +8,7 @@ import uuid
 from sqlalchemy import select
 
 from database.models import Creator, Purchase
-from support.inspect import inspect_lifecycle
+from intake.timeline import inspect_lifecycle
 from tests.lifecycle_kit import LifecycleKit
 
 

@@ -1,6 +1,7 @@
 """What SendGrid said about each email, read from its recorded events: how far delivery got,
 when it was delivered, how often it was opened and clicked. Support reads it in `inspect`, the
-lifecycle API and `loyalloop outbox` (docs/email.md)."""
+lifecycle API and `loyalloop outbox` (docs/email.md); beside the intake's record of those events
+(sendgrid_store.py) and what they suppress (suppressions.py)."""
 
 from __future__ import annotations
 

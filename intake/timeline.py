@@ -1,7 +1,8 @@
 """One lifecycle's timeline, from the database (what was sent, skipped, credited, refunded and
 done by support) and from Temporal (where a running lifecycle is and what comes next; how a
 closed one ended). A closed lifecycle is read from its description and result, not queried, so
-it needs no worker."""
+it needs no worker. In the intake, whose lifecycle endpoint serves it, so that `loyalloop
+inspect` (cli/support.py) and the endpoint read one model and imports point down."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError
 
 from database.models import AuditEntry, Credit, Customer, EmailSend, Purchase, Refund
-from support import delivery
+from intake import delivery
 from workflows import search
 from workflows.lifecycle import PurchaseLifecycle
 
@@ -183,7 +184,9 @@ async def _from_temporal(client: Client, workflow_id: str, record: dict[str, Any
     ]
     if status == WorkflowExecutionStatus.RUNNING:
         life = await handle.query(PurchaseLifecycle.status, rpc_timeout=RPC_TIMEOUT)
-        record["lifecycle"] = dataclasses.asdict(life)
+        # times as the rest of the record has them: ISO strings
+        record["lifecycle"] = {k: _iso(v) if isinstance(v, datetime) else v
+                               for k, v in dataclasses.asdict(life).items()}
         return
     record["lifecycle"] = {
         "stage": description.typed_search_attributes.get(search.LIFECYCLE_STAGE),
