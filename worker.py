@@ -47,20 +47,14 @@ def build_workers(
     executor: ThreadPoolExecutor,
     *,
     max_cached_workflows: int = 1000,
+    purchases: PurchaseActivities | None = None,
+    emails: EmailActivities | None = None,
 ) -> list[Worker]:
-    purchases = PurchaseActivities(sessions)
-    emails = EmailActivities(
-        sessions,
-        TemplateRenderer(settings.templates_dir),
-        make_sender(
-            settings.sendgrid_api_key.get_secret_value() if settings.sendgrid_api_key else None,
-            settings.sendgrid_host,
-        ),
-        EmailIdentity(
-            settings.from_email, settings.public_url, settings.link_secret.get_secret_value()
-        ),
-        timedelta(seconds=settings.uncertain_send_wait),
-    )
+    """The two workers production runs, and so every test, `simulate` and the benchmark: the
+    same sandbox, queues and send rate limit. A test hands in its own activity objects (a
+    subclass that crashes, a provider that fails) instead of building workers of its own."""
+    purchases = purchases or PurchaseActivities(sessions)
+    emails = emails or email_activities(sessions, settings)
     lifecycles = Worker(
         client,
         task_queue=settings.lifecycle_task_queue,
@@ -87,6 +81,22 @@ def build_workers(
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
     )
     return [lifecycles, sends]
+
+
+def email_activities(sessions: sessionmaker[Session], settings: Settings) -> EmailActivities:
+    """The email step on its real parts: the templates, the provider, the shop's identity."""
+    return EmailActivities(
+        sessions,
+        TemplateRenderer(settings.templates_dir),
+        make_sender(
+            settings.sendgrid_api_key.get_secret_value() if settings.sendgrid_api_key else None,
+            settings.sendgrid_host,
+        ),
+        EmailIdentity(
+            settings.from_email, settings.public_url, settings.link_secret.get_secret_value()
+        ),
+        timedelta(seconds=settings.uncertain_send_wait),
+    )
 
 
 async def run_workers(client: Client, settings: Settings, stop: asyncio.Event) -> None:

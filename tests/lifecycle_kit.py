@@ -18,6 +18,8 @@ from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from activities.emails import EmailActivities
+from activities.purchases import PurchaseActivities
 from database.models import Creator, Credit, EmailSend, OutboxMessage
 from intake.service import LifecycleService
 from settings import Settings
@@ -74,8 +76,13 @@ class LifecycleKit:
         templates_dir: Path,
         *,
         max_cached_workflows: int = 1000,
+        purchases: PurchaseActivities | None = None,
+        emails: EmailActivities | None = None,
         **overrides: Any,
     ) -> AsyncIterator[LifecycleKit]:
+        """Production's workers (worker.build_workers) on this test's own task queues;
+        `purchases` and `emails` replace the real activity objects (a crash, a failing
+        provider), `overrides` the settings."""
         suffix = uuid.uuid4().hex[:8]
         values: dict[str, Any] = {
             "lifecycle_task_queue": f"lifecycles-{suffix}",
@@ -87,7 +94,8 @@ class LifecycleKit:
         async with AsyncExitStack() as stack:
             executor = stack.enter_context(ThreadPoolExecutor(max_workers=16))
             workers = build_workers(
-                env.client, sessions, settings, executor, max_cached_workflows=max_cached_workflows
+                env.client, sessions, settings, executor,
+                max_cached_workflows=max_cached_workflows, purchases=purchases, emails=emails,
             )
             for worker in workers:
                 await stack.enter_async_context(worker)

@@ -10,8 +10,6 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import AsyncExitStack
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -22,7 +20,6 @@ from temporalio import activity
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
 from activities.purchases import PurchaseActivities
 from database.session import make_engine, make_sessionmaker, upgrade
@@ -30,7 +27,6 @@ from shop_events.schemas import RefundEvent
 from tests.faults.fake_sendgrid import FaultySendGrid
 from tests.lifecycle_kit import LifecycleKit
 from workflows.contract import LifecycleSummary, SummarizeLifecycle
-from workflows.lifecycle import PurchaseLifecycle
 from workflows.rules import LifecycleRules, StepRule
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
@@ -110,47 +106,28 @@ async def test_a_refund_that_lands_while_the_lifecycle_closes_reverses_its_credi
     # refuses the completion and the replay sees the signal first), which the main loop handles
     # with or without the patch. So the summary is held until the history proves the workflow took
     # the signal mid-summary (the worker's workflow-task heartbeat), then released.
-    async with LifecycleKit.running(env, own_sessions, TEMPLATES) as kit:
-        for worker in kit.workers:
-            await worker.shutdown()
-        purchases = SlowSummary(own_sessions)
-        async with AsyncExitStack() as stack:
-            executor = stack.enter_context(ThreadPoolExecutor(8))
-            await stack.enter_async_context(
-                Worker(
-                    kit.client,
-                    task_queue=kit.settings.lifecycle_task_queue,
-                    workflows=[PurchaseLifecycle],
-                    activity_executor=executor,
-                    activities=[
-                        purchases.begin_lifecycle,
-                        purchases.credit_milestones,
-                        purchases.approve_credits,
-                        purchases.reverse_order_credits,
-                        purchases.summarize_lifecycle,
-                    ],
-                )
+    purchases = SlowSummary(own_sessions)
+    async with LifecycleKit.running(env, own_sessions, TEMPLATES, purchases=purchases) as kit:
+        kit.service.rules = LifecycleRules(
+            day_seconds=1, steps=[], attribution_window_days=1, hold_days=0
+        )
+        creator = kit.add_creator("CLOSE")
+        handle = await kit.buy(await kit.placed_now("close-1", referral=creator))
+        assert await asyncio.to_thread(purchases.summarizing.wait, 30), "never summarized"
+        before = [(c.milestone, c.amount, c.status) for c in kit.credits(creator)]
+        assert before == [("referral", Decimal("5.00"), "approved")], before
+        await kit.service.accept_refund(
+            RefundEvent(
+                shop_id=kit.shop_id, order_id="close-1", amount=Decimal("49.00"), reason="late"
             )
-            kit.service.rules = LifecycleRules(
-                day_seconds=1, steps=[], attribution_window_days=1, hold_days=0
-            )
-            creator = kit.add_creator("CLOSE")
-            handle = await kit.buy(await kit.placed_now("close-1", referral=creator))
-            assert await asyncio.to_thread(purchases.summarizing.wait, 30), "never summarized"
-            before = [(c.milestone, c.amount, c.status) for c in kit.credits(creator)]
-            assert before == [("referral", Decimal("5.00"), "approved")], before
-            await kit.service.accept_refund(
-                RefundEvent(
-                    shop_id=kit.shop_id, order_id="close-1", amount=Decimal("49.00"), reason="late"
-                )
-            )
-            deadline = time.monotonic() + 25
-            while not await _signal_taken_while_summarizing(handle):
-                assert time.monotonic() < deadline, "the signal never reached the workflow"
-                assert not purchases.release.is_set()
-                await asyncio.sleep(0.2)
-            purchases.release.set()
-            summary = await handle.result()
+        )
+        deadline = time.monotonic() + 25
+        while not await _signal_taken_while_summarizing(handle):
+            assert time.monotonic() < deadline, "the signal never reached the workflow"
+            assert not purchases.release.is_set()
+            await asyncio.sleep(0.2)
+        purchases.release.set()
+        summary = await handle.result()
 
     assert summary.stage == "refunded"
     assert purchases.calls >= 2  # summarized again after acting on the refund

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import AsyncExitStack
 from pathlib import Path
 
 from sqlalchemy import Connection, select
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio import activity
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
 from activities.emails import EmailActivities, EmailIdentity
 from activities.purchases import PurchaseActivities
@@ -19,7 +16,6 @@ from messages.render import TemplateRenderer
 from messages.senders import Message, OutboxSender, SendError
 from tests.lifecycle_kit import LifecycleKit
 from workflows.contract import BeginLifecycle, LifecyclePlan
-from workflows.lifecycle import PurchaseLifecycle
 
 
 def customer_codes(sessions: sessionmaker[Session], shop_id: str) -> list[str | None]:
@@ -71,45 +67,20 @@ class FlakyProvider(OutboxSender):
 async def test_activity_failing_twice_gives_one_email_and_one_credit(
     env: WorkflowEnvironment, sessions: sessionmaker[Session], templates_dir: Path
 ):
-    async with LifecycleKit.running(env, sessions, templates_dir) as kit:
-        settings = kit.settings
-        for worker in kit.workers:  # replace the kit's workers with the failing ones
-            await worker.shutdown()
-        purchases = CrashAfterCommit(sessions)
-        provider = FlakyProvider()
-        emails = EmailActivities(
-            sessions,
-            TemplateRenderer(templates_dir),
-            provider,
-            EmailIdentity("hello@shop.example", "https://shop.example", "secret"),
-        )
-        async with AsyncExitStack() as stack:
-            executor = stack.enter_context(ThreadPoolExecutor(8))
-            for worker in (
-                Worker(
-                    kit.client,
-                    task_queue=settings.lifecycle_task_queue,
-                    workflows=[PurchaseLifecycle],
-                    activities=[
-                        purchases.begin_lifecycle,
-                        purchases.credit_milestones,
-                        purchases.approve_credits,
-                        purchases.reverse_order_credits,
-                        purchases.summarize_lifecycle,
-                    ],
-                    activity_executor=executor,
-                ),
-                Worker(
-                    kit.client,
-                    task_queue=settings.email_task_queue,
-                    activities=[emails.send_step],
-                    activity_executor=executor,
-                ),
-            ):
-                await stack.enter_async_context(worker)
-            creator = kit.add_creator("MAYA")
-            handle = await kit.buy(await kit.placed_now("f-1", referral=creator))
-            summary = await handle.result()
+    purchases = CrashAfterCommit(sessions)
+    provider = FlakyProvider()
+    emails = EmailActivities(
+        sessions,
+        TemplateRenderer(templates_dir),
+        provider,
+        EmailIdentity("hello@shop.example", "https://shop.example", "secret"),
+    )
+    async with LifecycleKit.running(
+        env, sessions, templates_dir, purchases=purchases, emails=emails
+    ) as kit:
+        creator = kit.add_creator("MAYA")
+        handle = await kit.buy(await kit.placed_now("f-1", referral=creator))
+        summary = await handle.result()
 
         assert provider.calls == 6  # two failures, then the four steps
         assert summary.emails_sent == 4 and len(kit.outbox(handle.id)) == 4

@@ -4,14 +4,12 @@ not go out again: the retry finds its own row sent (the "row already sent" guard
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio import activity
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
 from activities.emails import EmailActivities, EmailIdentity
 from messages.render import TemplateRenderer
@@ -53,28 +51,18 @@ async def test_a_send_retried_after_its_commit_goes_out_once(
         if provider == "sendgrid"
         else OutboxSender()
     )
-    async with LifecycleKit.running(env, sessions, templates_dir) as kit:
-        for worker in kit.workers:
-            if worker.task_queue == kit.settings.email_task_queue:
-                await worker.shutdown()
-        emails = CrashAfterSent(
-            sessions,
-            TemplateRenderer(templates_dir),
-            sender,
-            EmailIdentity("hello@shop.example", "https://shop.example", "secret"),
+    emails = CrashAfterSent(
+        sessions,
+        TemplateRenderer(templates_dir),
+        sender,
+        EmailIdentity("hello@shop.example", "https://shop.example", "secret"),
+    )
+    async with LifecycleKit.running(env, sessions, templates_dir, emails=emails) as kit:
+        kit.service.rules = LifecycleRules(
+            day_seconds=60, steps=[StepRule("day_1", 1)], attribution_window_days=1
         )
-        with ThreadPoolExecutor(4) as executor:
-            async with Worker(
-                kit.client,
-                task_queue=kit.settings.email_task_queue,
-                activities=[emails.send_step],
-                activity_executor=executor,
-            ):
-                kit.service.rules = LifecycleRules(
-                    day_seconds=60, steps=[StepRule("day_1", 1)], attribution_window_days=1
-                )
-                handle = await kit.buy(await kit.placed_now("after-commit-1"))
-                summary = await handle.result()
+        handle = await kit.buy(await kit.placed_now("after-commit-1"))
+        summary = await handle.result()
 
     # The first attempt sent and committed, then died; the retry found the row sent.
     assert emails.attempts == [("day_1", 1, "sent"), ("day_1", 2, "sent")]

@@ -5,7 +5,6 @@ test_unconfirmed_send.py and to record histories (tests/replay/record_unconfirme
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -16,7 +15,6 @@ from sqlalchemy.orm import Session, sessionmaker
 from temporalio import activity
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
 from activities.emails import EmailActivities, EmailIdentity, _Claimed
 from database.models import EmailSend
@@ -120,18 +118,10 @@ async def one_step(
     emails: EmailActivities, order_id: str, *, shop_id: str | None = None,
 ) -> tuple[WorkflowHandle[Any, LifecycleSummary], LifecycleSummary, LifecycleKit]:
     """One lifecycle of one step, its sends made by `emails` on the email task queue."""
-    async with LifecycleKit.running(env, sessions, templates_dir) as kit:
+    async with LifecycleKit.running(env, sessions, templates_dir, emails=emails) as kit:
         if shop_id:
             kit.shop_id = shop_id
-        for worker in kit.workers:
-            if worker.task_queue == kit.settings.email_task_queue:
-                await worker.shutdown()
-        with ThreadPoolExecutor(4) as executor:
-            async with Worker(
-                kit.client, task_queue=kit.settings.email_task_queue,
-                activities=[emails.send_step], activity_executor=executor,
-            ):
-                kit.service.rules = ONE_STEP
-                handle = await kit.buy(await kit.placed_now(order_id))
-                summary = await handle.result()
+        kit.service.rules = ONE_STEP
+        handle = await kit.buy(await kit.placed_now(order_id))
+        summary = await handle.result()
     return handle, summary, kit
