@@ -35,7 +35,7 @@ from database.session import AnyRow, engine_of, lock_for_decision
 from messages.context import build_context, unsubscribe_url
 from messages.render import Rendered, TemplateProblem, TemplateRenderer
 from messages.senders import SHOP_CATEGORY, Message, Sender, SendError
-from workflows.contract import SendStep, StepResult
+from workflows.contract import EmailStatus, SendStep, StepResult
 
 DONE = ("sent", "skipped")
 # Sent, or handed to the provider and not yet confirmed: either counts as "sent before".
@@ -146,7 +146,7 @@ class EmailActivities:
         }).all()
         row = next((r for r in rows if r.idempotency_key == req.key), None)
         if row is not None and row.status in DONE:
-            return StepResult(req.step, row.status, row.skip_reason)
+            return StepResult(req.step, EmailStatus(row.status), row.skip_reason)
         if unconfirmed := self._unconfirmed(req, row):
             return unconfirmed
         step_row = _StepRow(connection, req, purchase, row)
@@ -155,12 +155,12 @@ class EmailActivities:
         if reason:
             step_row.write(status="skipped", skip_reason=reason, decided_at=now,
                            deferred_until=None)
-            return StepResult(req.step, "skipped", reason)
+            return StepResult(req.step, EmailStatus.SKIPPED, reason)
         if until := _deferred_until(connection, req, purchase):
             # Held back, never dropped: the workflow asks again at that send hour.
             step_row.write(status="deferred", skip_reason="frequency_cap", deferred_until=until,
                            decided_at=activity.info().current_attempt_scheduled_time)
-            return StepResult(req.step, "deferred", "frequency_cap", deferred_until=until)
+            return StepResult(req.step, EmailStatus.DEFERRED, "frequency_cap", deferred_until=until)
         attempts = (row.attempts if row else 0) + 1
         unsubscribe = unsubscribe_url(
             self.identity.public_url, self.identity.link_secret, req.shop_id, purchase.customer_id
@@ -201,7 +201,8 @@ class EmailActivities:
         resend_at = row.decided_at + self.unconfirmed_wait
         if activity.info().current_attempt_scheduled_time >= resend_at:
             return None
-        return StepResult(req.step, "unconfirmed", claimed_at=row.decided_at, resend_at=resend_at)
+        return StepResult(req.step, EmailStatus.UNCONFIRMED, claimed_at=row.decided_at,
+                          resend_at=resend_at)
 
     def _keep_in_outbox(
         self, connection: Connection, claimed: _Claimed, now: datetime
@@ -214,7 +215,7 @@ class EmailActivities:
             _record_error(connection, claimed.row_id, *_failure(error, claimed.redact))
             return _outcome(claimed, error)
         connection.execute(CHANGE_ROW, self._sent(claimed, message_id, now))
-        return StepResult(claimed.step, "sent")
+        return StepResult(claimed.step, EmailStatus.SENT)
 
     def _send_to_provider(self, claimed: _Claimed, now: datetime) -> StepResult | _Retry:
         try:
@@ -229,7 +230,7 @@ class EmailActivities:
                     _record_error(connection, claimed.row_id, status, text)
             return _outcome(claimed, error)
         self._confirm_sent(claimed, message_id, now)
-        return StepResult(claimed.step, "sent")
+        return StepResult(claimed.step, EmailStatus.SENT)
 
     def _context(self, req: SendStep, purchase: AnyRow, unsubscribe: str) -> dict[str, Any]:
         creator = purchase.creator_code
@@ -380,7 +381,7 @@ def _may_have_reached_provider(error: SendError) -> bool:
 def _outcome(claimed: _Claimed, error: SendError) -> StepResult | _Retry:
     if error.retryable:
         return _Retry("ProviderUnavailable", claimed.redact(str(error)))
-    return StepResult(claimed.step, "failed", f"provider_rejected_{error.status}")
+    return StepResult(claimed.step, EmailStatus.FAILED, f"provider_rejected_{error.status}")
 
 
 def _skip_reason(req: SendStep, purchase: AnyRow, others: list[AnyRow]) -> str | None:

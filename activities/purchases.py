@@ -24,6 +24,7 @@ from database.upsert import InsertNew
 from ledger import credits, referrals
 from workflows.contract import (
     ApproveCredits,
+    Attribution,
     BeginLifecycle,
     CreditMilestones,
     CreditRecorded,
@@ -193,7 +194,7 @@ class PurchaseActivities:
         return LifecyclePlan(
             customer_id=purchase.customer_id,
             referrer_code=referrer_code,
-            attribution=attribution or "none",
+            attribution=Attribution(attribution or Attribution.NONE),
             steps=sorted(steps, key=lambda s: s.due_at),
             window_closes_at=window_closes_at,
             credits=recorded,
@@ -262,5 +263,5 @@ class PurchaseActivities:
             ),
             emails_failed=sum(1 for status, _ in emails if status == "failed"),
             credits=dict(Counter(statuses)),
-            attribution=attribution or "none",
+            attribution=Attribution(attribution or Attribution.NONE),
         )

@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from enum import StrEnum
 
 from sqlalchemy import Connection, bindparam, select, update
 from sqlalchemy.orm import Session
@@ -19,6 +20,15 @@ from database.session import AnyRow
 from database.upsert import InsertNew
 
 CLAWBACK_PREFIX = "clawback:"
+
+
+class CreditStatus(StrEnum):
+    """A credit's place in the ledger (`credit_ledger.status`)."""
+
+    PENDING = "pending"  # in its hold
+    APPROVED = "approved"  # payable
+    REVERSED = "reversed"  # refunded while pending
+    PAID = "paid"  # in a payout batch
 
 
 ADD_CREDIT = InsertNew(
@@ -36,10 +46,10 @@ APPROVE = (
     update(Credit)
     .where(
         Credit.id.in_(bindparam("ids", expanding=True)),
-        Credit.status == "pending",
+        Credit.status == CreditStatus.PENDING,
         Credit.approve_after <= bindparam("now"),
     )
-    .values(status="approved", approved_at=bindparam("now"))
+    .values(status=CreditStatus.APPROVED, approved_at=bindparam("now"))
 )
 
 
@@ -74,7 +84,7 @@ def record(
             "milestone": milestone,
             "amount": amount,
             "currency": currency,
-            "status": "pending",
+            "status": CreditStatus.PENDING,
             "approve_after": now + hold,
         }
         for milestone, amount in amounts.items()
@@ -105,11 +115,11 @@ def reverse_order(session: Session, shop_id: str, order_id: str, now: datetime) 
     ).all()
     changed: list[Credit] = []
     for credit in credits:
-        if credit.status == "pending":
-            credit.status = "reversed"
+        if credit.status == CreditStatus.PENDING:
+            credit.status = CreditStatus.REVERSED
             credit.reversed_at = now
             changed.append(credit)
-        elif credit.status in ("approved", "paid"):
+        elif credit.status in (CreditStatus.APPROVED, CreditStatus.PAID):
             changed.append(_claw_back(session, credit, now))
     session.flush()
     return changed
@@ -137,7 +147,7 @@ def _claw_back(session: Session, credit: Credit, now: datetime) -> Credit:
         milestone=milestone,
         amount=-credit.amount,
         currency=credit.currency,
-        status="approved",
+        status=CreditStatus.APPROVED,
         reverses_credit_id=credit.id,
         approve_after=now,
         approved_at=now,

@@ -23,9 +23,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from database.models import Credit, PayoutBatch, ReferralClick
+from ledger.credits import CreditStatus
 from support.errors import ActionRefused
 
-STATUSES = ("pending", "approved", "reversed", "paid")
+STATUSES = tuple(status.value for status in CreditStatus)
 COLUMNS = (
     "id", "shop_id", "referrer_kind", "referrer_code", "customer_id", "order_id", "milestone",
     "amount", "currency", "status", "created_at", "approve_after", "approved_at", "reversed_at",
@@ -200,7 +201,8 @@ def mark_paid(
             session.add(PayoutBatch(batch_id=batch.batch_id, credit_count=len(credits),
                                     actor=actor, totals=totals))
             for credit in credits:
-                credit.status, credit.paid_at, credit.payout_batch = "paid", now, batch.batch_id
+                credit.status = CreditStatus.PAID
+                credit.paid_at, credit.payout_batch = now, batch.batch_id
             session.flush()
             return MarkedPaid(batch.batch_id, True, len(credits), totals)
     except IntegrityError:
@@ -233,9 +235,9 @@ def _check_payable(batch: PayoutFile, credits: Any) -> None:
     found = {credit.id: credit for credit in credits}
     problems = [f"{cid} does not exist" for cid in batch.credit_ids if cid not in found]
     for credit in found.values():
-        if credit.status == "paid":
+        if credit.status == CreditStatus.PAID:
             problems.append(f"{credit.id} is already paid in batch {credit.payout_batch}")
-        elif credit.status != "approved":
+        elif credit.status != CreditStatus.APPROVED:
             problems.append(f"{credit.id} is {credit.status}, not approved")
     if problems:
         raise ActionRefused("credit_ids", "; ".join(problems) + "; nothing written")

@@ -3,15 +3,54 @@
 Only ids, codes, amounts (decimal strings), steps and times belong here: everything in these
 classes is written to workflow history, and histories must hold no personal data. Times are
 `datetime`s: the SDK's converter writes them as the ISO strings these fields held before, so
-histories recorded then replay unchanged.
+histories recorded then replay unchanged. Stages, attributions and email outcomes are `StrEnum`s
+for the same reason: each is written as the string it was.
 """
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 
 from workflows.rules import LifecycleRules
 
-TERMINAL_STAGES = ("completed", "cancelled", "refunded")
+
+class Stage(StrEnum):
+    """Where a lifecycle is; the `LifecycleStage` search attribute support filters on."""
+
+    STARTING = "starting"
+    RESUMED = "resumed"  # continued-as-new, before its first step
+    ONBOARDING = "onboarding"
+    WAITING_FOR_REPEATS = "waiting_for_repeats"
+    HOLDING_CREDITS = "holding_credits"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+    REFUNDED = "refunded"
+
+
+TERMINAL_STAGES = (Stage.COMPLETED, Stage.CANCELLED, Stage.REFUNDED)
+
+
+class Attribution(StrEnum):
+    """Who a purchase is credited to: a creator, an advocate (a customer's own code), or no one
+    (a code used on oneself, an unknown code, none)."""
+
+    CREATOR = "creator"
+    CUSTOMER = "customer"
+    SELF_REFERRAL = "self_referral"
+    UNKNOWN_CODE = "unknown_code"
+    NONE = "none"
+
+
+class EmailStatus(StrEnum):
+    """An email step's outcome (`email_send.status`), and the two answers that make it wait."""
+
+    SENT = "sent"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+    FAILING = "failing"
+    SENDING = "sending"
+    DEFERRED = "deferred"  # the frequency cap holds it until `deferred_until`
+    UNCONFIRMED = "unconfirmed"  # SendGrid may have it; ask again until `resend_at`
 
 
 @dataclass
@@ -35,7 +74,7 @@ class LifecyclePlan:
 
     customer_id: str
     referrer_code: str | None
-    attribution: str
+    attribution: Attribution
     steps: list[StepDue]
     window_closes_at: datetime
     credits: list[CreditRecorded] = field(default_factory=list)
@@ -50,7 +89,7 @@ class CarriedState:
     seen_orders: list[str] = field(default_factory=list)
     milestones: list[str] = field(default_factory=list)
     pending_approvals: dict[int, datetime] = field(default_factory=dict)
-    stopped: str | None = None
+    stopped: Stage | None = None
     unsubscribed: bool = False
     repeats: int = 0
 
@@ -138,7 +177,7 @@ class StepResult:
     `deferred_until`, the next send hour after the cap."""
 
     step: str
-    status: str
+    status: EmailStatus
     reason: str | None = None
     claimed_at: datetime | None = None
     resend_at: datetime | None = None
@@ -150,7 +189,7 @@ class CreditMilestones:
     shop_id: str
     order_id: str
     workflow_id: str
-    referrer_kind: str
+    referrer_kind: Attribution
     referrer_code: str
     earned_by_order: str
     milestones: list[str]
@@ -176,7 +215,7 @@ class SummarizeLifecycle:
     """`stopped` (cancelled, refunded) closes the emails a stop left unsent, with that reason."""
 
     workflow_id: str
-    stopped: str | None = None
+    stopped: Stage | None = None
 
 
 @dataclass
@@ -185,14 +224,16 @@ class LifecycleSummary:
     emails_skipped: dict[str, int]
     emails_failed: int
     credits: dict[str, int]
-    stage: str = "completed"
+    stage: Stage = Stage.COMPLETED
     # Who the purchase was credited to: `self_referral` says why a used code earned nothing.
-    attribution: str = "none"
+    attribution: Attribution = Attribution.NONE
 
 
 @dataclass
 class LifecycleStatus:
-    stage: str
+    """`attribution` is `pending` until the first activity has resolved it."""
+
+    stage: Stage
     steps_done: dict[str, str]
     next_step: str | None
     next_at: datetime | None
@@ -201,7 +242,7 @@ class LifecycleStatus:
     repeats: int
     pending_approvals: int
     unsubscribed: bool
-    stopped: str | None
+    stopped: Stage | None
     waiting_on: str | None = None
     # Why the send of `waiting_on` waits and until when: `provider_confirmation`, or
     # `frequency_cap` (deferred to the next send hour).

@@ -39,6 +39,7 @@ with workflow.unsafe.imports_passed_through():
         ResendRequest,
         ReverseOrderCredits,
         SendStep,
+        Stage,
         StepDue,
         StepResult,
         SummarizeLifecycle,
@@ -85,7 +86,7 @@ class PurchaseLifecycle:
         self.sending: str | None = None
         self.sending_waits_for: str | None = None
         self.sending_waits_until: datetime | None = None
-        self.stage = "starting" if carried is None else "resumed"
+        self.stage = Stage.STARTING if carried is None else Stage.RESUMED
         self.repeats_this_run = 0
         self.unsubscribed = carried.unsubscribed if carried else False
 
@@ -153,7 +154,7 @@ class PurchaseLifecycle:
         while True:
             await self._orchestrate(input, state)
             await workflow.wait_condition(workflow.all_handlers_finished)
-            final = state.stopped or "completed"
+            final = state.stopped or Stage.COMPLETED
             self._set_stage(final)
             summary = await self._database(
                 PurchaseActivities.summarize_lifecycle,
@@ -171,7 +172,7 @@ class PurchaseLifecycle:
         for; continue-as-new when the history grows long."""
         while True:
             if self.cancel_requested and state.stopped is None:
-                state.stopped = "cancelled"
+                state.stopped = Stage.CANCELLED
             await self._handle_refund()
             await self._handle_repeats()
             await self._handle_resends()
@@ -206,7 +207,7 @@ class PurchaseLifecycle:
         if not self.refund_requested:
             return
         self.refund_requested = False
-        state.stopped = "refunded"
+        state.stopped = Stage.REFUNDED
         touched = await self._database(
             PurchaseActivities.reverse_order_credits,
             ReverseOrderCredits(self.input.shop_id, self.input.order_id, workflow.now()),
@@ -382,7 +383,7 @@ class PurchaseLifecycle:
         stop_pending = self.cancel_requested and self._state().stopped is None
         return bool(self.inbox or self.resends or self.refund_requested or stop_pending)
 
-    def _set_stage(self, stage: str) -> None:
+    def _set_stage(self, stage: Stage) -> None:
         if stage != self.stage:
             self.stage = stage
             workflow.upsert_search_attributes([search.LIFECYCLE_STAGE.value_set(stage)])

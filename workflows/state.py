@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from workflows.contract import CarriedState, LifecyclePlan, StepDue
+from workflows.contract import Attribution, CarriedState, LifecyclePlan, Stage, StepDue
 
-# The attributions whose referrer earns credits; `self_referral` and `none` earn nothing.
-CREDITED = ("creator", "customer")
+# The attributions whose referrer earns credits; the others earn nothing.
+CREDITED = (Attribution.CREATOR, Attribution.CUSTOMER)
 
 
 def credited_referrer(plan: LifecyclePlan) -> str | None:
@@ -52,11 +52,11 @@ def next_wake(state: CarriedState, now: datetime) -> datetime | None:
     return min(times, default=None)
 
 
-def stage(state: CarriedState, now: datetime) -> str:
+def stage(state: CarriedState, now: datetime) -> Stage:
     if state.stopped is not None:
         return state.stopped
     if next_step(state) is not None:
-        return "onboarding"
+        return Stage.ONBOARDING
     if counts_repeat(state, now):
-        return "waiting_for_repeats"
-    return "holding_credits" if state.pending_approvals else "completed"
+        return Stage.WAITING_FOR_REPEATS
+    return Stage.HOLDING_CREDITS if state.pending_approvals else Stage.COMPLETED
