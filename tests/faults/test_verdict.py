@@ -217,6 +217,17 @@ def test_a_failing_row_of_a_stopped_lifecycle_is_excused_only_if_in_flight_at_th
     assert flying.counts["in_flight_at_a_stop"] == 1
 
 
+def test_a_deferred_row_of_a_stopped_lifecycle_is_excused_only_if_in_flight_at_the_stop():
+    """An attempt scheduled before a cancel that the frequency cap held back commits `deferred`
+    after the lifecycle's summary; one whose send was not scheduled before the stop is a
+    problem."""
+    assert any("left deferred" in p
+               for p in stopped_lifecycle("cancel", "deferred", {"day_1"}).problems)
+    flying = stopped_lifecycle("cancel", "deferred", {"day_1", "day_7"})
+    assert not flying.problems
+    assert flying.counts["in_flight_at_a_stop"] == 1
+
+
 def referral_credit(story: Story) -> SimpleNamespace:
     """The creator's approved referral credit for the story's first purchase."""
     return SimpleNamespace(
