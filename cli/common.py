@@ -45,6 +45,7 @@ def app_database(settings: Settings) -> Iterator[sessionmaker[Session]]:
     schema as a side effect: `loyalloop db upgrade` does, on purpose."""
     from database.session import (
         SchemaNotAtHead,
+        local_sqlite_file,
         make_engine,
         make_sessionmaker,
         require_head,
@@ -52,7 +53,7 @@ def app_database(settings: Settings) -> Iterator[sessionmaker[Session]]:
     )
 
     url = settings.database_url.get_secret_value()
-    if _local_sqlite_file(url):
+    if local_sqlite_file(url):
         upgrade(url)
     else:
         try:
@@ -65,12 +66,6 @@ def app_database(settings: Settings) -> Iterator[sessionmaker[Session]]:
     finally:
         engine.dispose()
 
-
-def _local_sqlite_file(url: str) -> bool:
-    from sqlalchemy import make_url
-
-    parsed = make_url(url)
-    return parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:")
 
 
 def run(coro_factory: Callable[[], Coroutine[Any, Any, T]]) -> T:

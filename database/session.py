@@ -44,10 +44,18 @@ def make_engine(url: str) -> Engine:
     )
 
 
+def local_sqlite_file(url: str) -> str | None:
+    """The path of a SQLite database kept in a file on this machine; None for any other."""
+    parsed = make_url(url)
+    path = parsed.database
+    if parsed.get_backend_name() == "sqlite" and path and path != ":memory:":
+        return path
+    return None
+
+
 def _make_sqlite_folder(url: str) -> None:
     """A fresh checkout has no `.loyalloop/` yet: SQLite creates the file, not its folder."""
-    path = make_url(url).database
-    if url.startswith("sqlite") and path and path != ":memory:":
+    if path := local_sqlite_file(url):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
 
 
